@@ -1,0 +1,206 @@
+"""Ingestion API (API Gateway REST, IAM auth): POST /records and GET /openapi.json.
+
+Thin handler: read the HTTP request, call the domain function (made idempotent with Powertools and
+DynamoDB), map domain errors to HTTP responses. The domain lives in the shared layer (dxops).
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
+from dxops.adapters.s3 import S3ObjectStore
+from dxops.adapters.secrets import SecretsManagerKeyProvider
+from dxops.api.openapi import attach_request_body
+from dxops.api.responses import error_body
+from dxops.domain.clinical_ingestion import (
+    IngestLimits,
+    IngestRequest,
+    IngestResult,
+    ingest_clinical_records,
+    parse_ingest_body,
+)
+from dxops.domain.errors import MalformedPayload, PayloadTooLarge
+from dxops.observability import logger, metrics, tracer
+from dxops.schemas.clinical import ClinicalRecord
+from dxops.settings import IngestApiSettings, load_settings
+
+settings = load_settings(IngestApiSettings)
+store = S3ObjectStore(settings.raw_bucket)
+keys = SecretsManagerKeyProvider(settings.pseudonym_secret_id, settings.pseudonym_key_max_age_seconds)
+limits = IngestLimits(max_items=settings.max_batch_items, max_body_bytes=settings.max_body_bytes)
+idempotency_config = IdempotencyConfig(
+    event_key_jmespath="idempotency_key",
+    payload_validation_jmespath="payload_sha256",
+    expires_after_seconds=settings.idempotency_expiry_seconds,
+)
+persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+app = APIGatewayRestResolver(enable_validation=True)
+RETRY_AFTER_SECONDS = "5"
+
+
+@idempotent_function(
+    data_keyword_argument="request",
+    persistence_store=persistence,
+    config=idempotency_config,
+    output_serializer=PydanticSerializer(IngestResult),
+)
+def ingest(request: IngestRequest) -> IngestResult:
+    return ingest_clinical_records(request, store=store, keys=keys)
+
+
+def _require_caller() -> None:
+    # API Gateway enforces IAM auth; this guards against a misconfigured route or a direct invoke.
+    identity = app.current_event.request_context.identity
+    if not (identity.user_arn or identity.caller):
+        raise UnauthorizedError("the request is not signed by an authorised AWS identity (SigV4)")
+
+
+def _json(status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
+@app.post(
+    "/records",
+    summary="Ingest one clinical record or a batch",
+    description=(
+        f"Up to {settings.max_batch_items} records and {settings.max_body_bytes} bytes. Valid records are "
+        "pseudonymised and stored; invalid ones are reported by index and quarantined. A retry with the "
+        "same Idempotency-Key header (or the same body) stores nothing twice."
+    ),
+    enable_validation=False,  # per-record validation in the domain: one bad record must not sink a batch
+    responses={
+        202: {"description": "Accepted (some records may be rejected: see errors)"},
+        400: {"description": "Malformed JSON or body shape"},
+        401: {"description": "Unsigned request"},
+        409: {"description": "The same request is being processed"},
+        413: {"description": "Body or batch too large"},
+        422: {"description": "No record was valid, or an Idempotency-Key was reused with another body"},
+        503: {"description": "A dependency is unavailable; retry after Retry-After seconds"},
+    },
+    tags=["ingestion"],
+)
+def post_records() -> Response[Any]:
+    _require_caller()
+    event = app.current_event
+    body = event.decoded_body or ""
+    request = parse_ingest_body(body.encode(), event.headers.get("idempotency-key"), limits)
+    result = ingest(request=request)
+    metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=result.received)
+    metrics.add_metric(name="RecordsAccepted", unit=MetricUnit.Count, value=result.accepted)
+    metrics.add_metric(name="RecordsRejected", unit=MetricUnit.Count, value=result.rejected)
+    metrics.add_metric(name="RequestBytes", unit=MetricUnit.Bytes, value=len(body))
+    logger.info(
+        "records ingested",
+        extra={"batch_id": result.batch_id, "accepted": result.accepted, "rejected": result.rejected},
+    )
+    if result.accepted == 0:
+        return _json(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            {"error": "validation_failed", "message": "no record was valid", **result.model_dump()},
+        )
+    return _json(HTTPStatus.ACCEPTED, result.model_dump())
+
+
+@app.get("/openapi.json", summary="The OpenAPI document of this API", tags=["meta"], include_in_schema=False)
+def get_openapi() -> dict[str, Any]:
+    return openapi_document()
+
+
+def openapi_document() -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(
+        app.get_openapi_json_schema(
+            title="dxops ingestion API",
+            version="1.0.0",
+            description="Ingest clinical records. Requests are signed with AWS SigV4 (IAM authorisation).",
+            security_schemes={
+                "sigv4": APIKey(
+                    name="Authorization",
+                    in_=APIKeyIn.header,
+                    description="AWS Signature Version 4",
+                    openapi_extensions={"x-amazon-apigateway-authtype": "awsSigv4"},
+                )
+            },
+            security=[{"sigv4": []}],
+        )
+    )
+    attach_request_body(document, "/records", "post", ClinicalRecord)
+    return document
+
+
+@app.exception_handler(PayloadTooLarge)
+def _too_large(exc: PayloadTooLarge) -> Response[Any]:
+    metrics.add_metric(name="RequestsTooLarge", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, error_body("payload_too_large", str(exc), _request_id()))
+
+
+@app.exception_handler(MalformedPayload)
+def _malformed(exc: MalformedPayload) -> Response[Any]:
+    metrics.add_metric(name="RequestsMalformed", unit=MetricUnit.Count, value=1)
+    return _json(HTTPStatus.BAD_REQUEST, error_body("malformed_request", str(exc), _request_id()))
+
+
+@app.exception_handler(IdempotencyValidationError)
+def _key_reused(_: IdempotencyValidationError) -> Response[Any]:
+    message = "this Idempotency-Key was already used with a different body"
+    return _json(HTTPStatus.UNPROCESSABLE_ENTITY, error_body("idempotency_key_reused", message, _request_id()))
+
+
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response[Any]:
+    body = error_body("request_in_progress", "the same request is being processed", _request_id())
+    return _json(HTTPStatus.CONFLICT, body, {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+@app.exception_handler([ClientError, BotoCoreError])
+def _dependency_failed(exc: Exception) -> Response[Any]:
+    logger.error("dependency failed", extra={"error_type": type(exc).__name__})
+    metrics.add_metric(name="DependencyErrors", unit=MetricUnit.Count, value=1)
+    body = error_body("service_unavailable", "storage is unavailable; retry later", _request_id())
+    return _json(HTTPStatus.SERVICE_UNAVAILABLE, body, {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+@app.exception_handler(UnauthorizedError)
+def _unauthorised(exc: UnauthorizedError) -> Response[Any]:
+    return _json(HTTPStatus.UNAUTHORIZED, error_body("unauthorized", exc.msg, _request_id()))
+
+
+@app.exception_handler(Exception)
+def _unexpected(exc: Exception) -> Response[Any]:
+    # The exception message could echo input: log the type and the stack frames only.
+    logger.error(
+        "unhandled error",
+        extra={"error_type": type(exc).__name__, "stack": traceback.format_tb(exc.__traceback__)},
+    )
+    return _json(HTTPStatus.INTERNAL_SERVER_ERROR, error_body("internal_error", "internal error", _request_id()))
+
+
+def _request_id() -> str | None:
+    return app.current_event.request_context.request_id
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency_config.register_lambda_context(context)
+    return app.resolve(event, context)

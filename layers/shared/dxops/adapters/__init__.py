@@ -1,0 +1,1 @@
+"""Ports (interfaces the domain needs) and their AWS adapters. Tests swap in fakes."""

@@ -1,0 +1,1 @@
+"""HTTP-facing helpers shared by API handlers: error bodies and the OpenAPI document."""

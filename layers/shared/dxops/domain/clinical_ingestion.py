@@ -1,0 +1,130 @@
+"""Ingestion of clinical records from the REST API: parse, validate per item, pseudonymise, store.
+
+Valid records of a batch are stored even when others are not; every rejected record goes to the
+quarantine with its field errors. accepted + rejected always equals the number of items sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from dxops import SCHEMA_VERSION
+from dxops.adapters.ports import KeyProvider, ObjectStore
+from dxops.domain.errors import MalformedPayload, PayloadTooLarge
+from dxops.domain.pseudonymisation import pseudonymise
+from dxops.domain.raw_zone import (
+    RejectedItem,
+    batch_id_for,
+    field_errors,
+    write_accepted,
+    write_quarantine,
+)
+from dxops.schemas.clinical import ClinicalRecord, PseudonymisedRecord
+
+_record_adapter: TypeAdapter[ClinicalRecord] = TypeAdapter(ClinicalRecord)
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{8,128}$")
+
+
+class IngestRequest(BaseModel):
+    """A parsed POST /records body. idempotency_key selects the Powertools idempotency record."""
+
+    idempotency_key: str
+    payload_sha256: str
+    items: list[Any]
+
+
+class IngestResult(BaseModel):
+    batch_id: str
+    received: int
+    accepted: int
+    rejected: int
+    stored_record_ids: list[str] = Field(description="record_id of every stored record")
+    errors: list[RejectedItem] = Field(description="one entry per rejected item, by index in the request")
+    raw_objects: list[str]
+    quarantine_object: str | None
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    max_items: int
+    max_body_bytes: int
+
+
+def parse_ingest_body(body: bytes, idempotency_key: str | None, limits: IngestLimits) -> IngestRequest:
+    """Turn an HTTP body into a request, or raise PayloadTooLarge / MalformedPayload."""
+    if len(body) > limits.max_body_bytes:
+        raise PayloadTooLarge(f"body of {len(body)} bytes exceeds the limit of {limits.max_body_bytes} bytes")
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        position = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise MalformedPayload(f"body is not valid JSON{position}") from None
+    if isinstance(document, dict):
+        items = [document]
+    elif isinstance(document, list) and document:
+        items = document
+    else:
+        raise MalformedPayload("body must be a record object or a non-empty array of records")
+    if len(items) > limits.max_items:
+        raise PayloadTooLarge(f"batch of {len(items)} records exceeds the limit of {limits.max_items} records")
+    payload_sha256 = hashlib.sha256(body).hexdigest()
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise MalformedPayload("Idempotency-Key must be 8 to 128 printable ASCII characters")
+    return IngestRequest(
+        idempotency_key=f"client:{idempotency_key}" if idempotency_key else f"body:{payload_sha256}",
+        payload_sha256=payload_sha256,
+        items=items,
+    )
+
+
+def ingest_clinical_records(
+    request: IngestRequest, *, store: ObjectStore, keys: KeyProvider, now: dt.datetime | None = None
+) -> IngestResult:
+    now = now or dt.datetime.now(dt.UTC)
+    key = keys.current_key()
+    batch_id = batch_id_for("clinical", request.idempotency_key)
+    accepted: list[PseudonymisedRecord] = []
+    rejected: list[tuple[RejectedItem, Any]] = []
+    for index, item in enumerate(request.items):
+        try:
+            record = _record_adapter.validate_python(item)
+        except ValidationError as exc:
+            item_id = item.get("record_id") if isinstance(item, dict) else None
+            rejected.append(
+                (
+                    RejectedItem(
+                        index=index,
+                        item_id=item_id if isinstance(item_id, str) else None,
+                        errors=field_errors(exc),
+                    ),
+                    item,
+                )
+            )
+            continue
+        pseudonym = pseudonymise(key, record.source, record.patient_id)
+        accepted.append(
+            PseudonymisedRecord.from_record(
+                record, pseudonym=pseudonym, key_id=key.key_id, ingested_at=now, schema_version=SCHEMA_VERSION
+            )
+        )
+    raw_objects = write_accepted(store, "clinical", accepted, day=now.date(), batch_id=batch_id)
+    quarantine_object = write_quarantine(
+        store, "clinical", rejected, key=key, day=now.date(), batch_id=batch_id, received_at=now
+    )
+    return IngestResult(
+        batch_id=batch_id,
+        received=len(request.items),
+        accepted=len(accepted),
+        rejected=len(rejected),
+        stored_record_ids=[r.record_id for r in accepted],
+        errors=[reason for reason, _ in rejected],
+        raw_objects=raw_objects,
+        quarantine_object=quarantine_object,
+    )

@@ -1,0 +1,6 @@
+"""Pydantic schemas: the single source of truth for the API contract and the stored formats."""
+
+from dxops.schemas.clinical import ClinicalRecord, PseudonymisedRecord
+from dxops.schemas.device import DeviceMessage, PseudonymisedReading
+
+__all__ = ["ClinicalRecord", "DeviceMessage", "PseudonymisedReading", "PseudonymisedRecord"]

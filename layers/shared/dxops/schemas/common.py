@@ -1,0 +1,64 @@
+"""Field types shared by the clinical and device schemas."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from dxops.vocab.measurements import MeasurementName, check_measurement
+
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
+SiteId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9\-]*$")]
+PatientIdentifier = Annotated[
+    SecretStr,
+    Field(
+        min_length=1,
+        max_length=256,
+        description="The patient's identifier at the source site. Pseudonymised (keyed HMAC) "
+        "before anything is stored; never stored, logged or returned.",
+    ),
+]
+Pseudonym = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+# Keys that would carry free text. Refused by name with a specific reason (PHI risk), before the
+# generic "extra fields forbidden" error, so that a client learns why.
+FREE_TEXT_KEYS = frozenset({"notes", "note", "free_text", "comment", "comments", "narrative", "text"})
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("value must be a finite number")
+    return value
+
+
+FiniteFloat = Annotated[float, AfterValidator(_finite)]
+
+
+class StrictModel(BaseModel):
+    """Base for inbound schemas: unknown fields are errors, free text is refused by name."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_free_text(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            found = sorted(FREE_TEXT_KEYS.intersection(data))
+            if found:
+                raise ValueError(f"free-text fields are not accepted (PHI risk): {', '.join(found)}")
+        return data
+
+
+class Measurement(StrictModel):
+    """One vital sign or device measurement, in a UCUM unit and within a plausible range."""
+
+    name: MeasurementName
+    value: FiniteFloat
+    unit: str = Field(max_length=16, description="UCUM unit, e.g. /min, %, Cel, mm[Hg], mg/dL")
+
+    @model_validator(mode="after")
+    def _plausible(self) -> Measurement:
+        check_measurement(self.name, self.value, self.unit)
+        return self

@@ -1,0 +1,36 @@
+"""Function settings: each function parses its environment variables into one pydantic model."""
+
+from __future__ import annotations
+
+import os
+from typing import TypeVar
+
+from aws_lambda_powertools.utilities.parser import parse
+from pydantic import BaseModel, ConfigDict, Field
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+class BaseSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    dxops_environment: str = Field(default="dev", alias="DXOPS_ENVIRONMENT")
+    raw_bucket: str = Field(alias="RAW_BUCKET", min_length=3)
+    pseudonym_secret_id: str = Field(alias="PSEUDONYM_SECRET_ID", min_length=1)
+    pseudonym_key_max_age_seconds: int = Field(default=300, alias="PSEUDONYM_KEY_MAX_AGE_SECONDS", ge=0)
+
+
+class IngestApiSettings(BaseSettings):
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=3)
+    idempotency_expiry_seconds: int = Field(default=86_400, alias="IDEMPOTENCY_EXPIRY_SECONDS", gt=0)
+    max_batch_items: int = Field(default=500, alias="MAX_BATCH_ITEMS", gt=0, le=5000)
+    max_body_bytes: int = Field(default=1_048_576, alias="MAX_BODY_BYTES", gt=0, le=6_000_000)
+
+
+class IngestDeviceSettings(BaseSettings):
+    pass
+
+
+def load_settings(model: type[SettingsT]) -> SettingsT:
+    """Parse the process environment with Powertools parser; a missing variable fails at cold start."""
+    return parse(event=dict(os.environ), model=model)

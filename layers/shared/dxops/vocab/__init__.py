@@ -1,0 +1,1 @@
+"""Clinical vocabularies the schemas validate against (HPO terms, code systems, measurements)."""

@@ -1,0 +1,138 @@
+"""Runs the template's Lambda functions in-process, each isolated as it would be on AWS.
+
+Isolation: every function gets its own environment variables (from the template, resolved) and its
+own copies of the modules loaded from its code and layer folders (each function imports dxops
+afresh, so module-level state such as settings or Powertools loggers never leaks between functions).
+A handler's exception surfaces as FunctionError, like a Lambda "Unhandled" error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from localcloud.template import FunctionSource
+
+_LOCK = threading.RLock()  # os.environ and sys.modules are process-global: one invocation at a time
+
+
+class FunctionError(Exception):
+    def __init__(self, function: str, error: BaseException) -> None:
+        super().__init__(f"{function}: {type(error).__name__}: {error}")
+        self.function = function
+        self.error_type = type(error).__name__
+        self.error = error
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 512
+    timeout_seconds: int = 30
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_seconds * 1000
+
+
+def _owned(module: ModuleType, roots: tuple[str, ...]) -> bool:
+    file = getattr(module, "__file__", None) or ""
+    return bool(file) and file.startswith(roots)
+
+
+class LocalFunction:
+    def __init__(
+        self,
+        logical_id: str,
+        name: str,
+        arn: str,
+        source: FunctionSource,
+        environment: dict[str, str],
+        all_roots: tuple[str, ...],
+        memory_mb: int = 512,
+        timeout_seconds: int = 30,
+    ) -> None:
+        self.logical_id = logical_id
+        self.name = name
+        self.arn = arn
+        self.source = source
+        self.environment = environment
+        self.memory_mb = memory_mb
+        self.timeout_seconds = timeout_seconds
+        self._roots = all_roots  # code and layer folders of every function: their modules are swapped
+        self._modules: dict[str, ModuleType] = {}
+        self._handler: Any = None
+
+    @contextlib.contextmanager
+    def _sandbox(self) -> Iterator[None]:
+        with _LOCK:
+            saved_env = os.environ.copy()
+            saved_path = list(sys.path)
+            outside = {n: m for n, m in sys.modules.items() if _owned(m, self._roots)}
+            for name in outside:
+                del sys.modules[name]
+            sys.modules.update(self._modules)
+            os.environ.update(self.environment)
+            os.environ.update(
+                AWS_LAMBDA_FUNCTION_NAME=self.name,
+                AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(self.memory_mb),
+                POWERTOOLS_TRACE_DISABLED="true",  # no X-Ray daemon locally
+            )
+            sys.path[:0] = [str(self.source.code_dir), *map(str, self.source.layer_dirs)]
+            try:
+                yield
+            finally:
+                self._modules = {n: m for n, m in sys.modules.items() if _owned(m, self._roots)}
+                for name in self._modules:
+                    del sys.modules[name]
+                sys.modules.update(outside)
+                sys.path[:] = saved_path
+                os.environ.clear()
+                os.environ.update(saved_env)
+
+    def _load_handler(self) -> Any:
+        module_name, _, attribute = self.source.handler.rpartition(".")
+        path = self.source.code_dir / (module_name.replace(".", "/") + ".py")
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        return getattr(module, attribute)
+
+    def invoke(self, event: Any) -> Any:
+        context = LambdaContext(
+            function_name=self.name,
+            invoked_function_arn=self.arn,
+            memory_limit_in_mb=self.memory_mb,
+            timeout_seconds=self.timeout_seconds,
+        )
+        with self._sandbox():
+            try:
+                if self._handler is None:
+                    self._handler = self._load_handler()  # cold start
+                return self._handler(event, context)
+            except Exception as exc:
+                raise FunctionError(self.logical_id, exc) from exc
+
+
+def function_roots(sources: list[FunctionSource]) -> tuple[str, ...]:
+    roots: set[Path] = set()
+    for source in sources:
+        roots.add(source.code_dir.resolve())
+        roots.update(d.resolve() for d in source.layer_dirs)
+    return tuple(str(r) + os.sep for r in sorted(roots))
