@@ -1,0 +1,569 @@
+"""Static checks of template.yaml: no AWS account, no network.
+
+The SAM template is translated to plain CloudFormation with aws-sam-translator (as
+`sam validate` does) so that the assertions see what CloudFormation would deploy: the
+generated IAM roles, API Gateway stage and methods, event source mapping and so on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samtranslator.translator.transform import transform  # type: ignore[import-untyped,unused-ignore]
+from samtranslator.yaml_helper import yaml_parse  # type: ignore[import-untyped,unused-ignore]
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+
+# AWS-managed policies SAM attaches on its own (basic execution, X-Ray, SQS poller).
+ALLOWED_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+}
+
+# Environment variables the handlers read (the contract with functions/*/app.py).
+EXPECTED_ENV = {
+    "IngestApiFunction": {
+        "POWERTOOLS_SERVICE_NAME",
+        "RAW_BUCKET",
+        "IDEMPOTENCY_TABLE",
+        "PSEUDONYM_SECRET_ID",
+        "MAX_BATCH_ITEMS",
+        "MAX_BODY_BYTES",
+    },
+    "IngestDeviceFunction": {"POWERTOOLS_SERVICE_NAME", "RAW_BUCKET", "PSEUDONYM_SECRET_ID"},
+}
+GLOBAL_ENV = {"POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL", "DXOPS_ENVIRONMENT"}
+
+
+class _NoManagedPolicies:
+    """Managed-policy loader stub: the template names no managed policy to resolve."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def render(value: Any) -> str:
+    """Render a string or intrinsic as text: Ref/GetAtt/${Var} become <Name>, ${!x} becomes ${x}."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((fn, arg),) = value.items()
+        if fn == "Ref":
+            return f"<{arg}>"
+        if fn == "Fn::GetAtt":
+            return "<{}>".format(".".join(arg) if isinstance(arg, list) else arg)
+        if fn == "Fn::Sub":
+            text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+            text = text.replace("${!", "\x00")
+            text = re.sub(
+                r"\$\{([^}]+)\}",
+                lambda m: render(variables[m.group(1)]) if m.group(1) in variables else f"<{m.group(1)}>",
+                text,
+            )
+            return text.replace("\x00", "${")
+    raise AssertionError(f"cannot render {value!r}")
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def of_type(resources: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in resources.items() if r["Type"] == type_}
+
+
+def statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return as_list(document["Statement"])
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def sam() -> dict[str, Any]:
+    """template.yaml as written (SAM resources, Globals)."""
+    template: dict[str, Any] = yaml_parse(TEMPLATE.read_text())
+    return template
+
+
+@pytest.fixture(scope="module")
+def cfn(sam: dict[str, Any]) -> dict[str, Any]:
+    """template.yaml translated to plain CloudFormation."""
+    template: dict[str, Any] = yaml_parse(TEMPLATE.read_text())
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        # Local folders are uploaded by `sam build/package`; the translator wants S3 URIs.
+        if resource["Type"] == "AWS::Serverless::Function":
+            props["CodeUri"] = "s3://bucket/function.zip"
+        elif resource["Type"] == "AWS::Serverless::LayerVersion":
+            props["ContentUri"] = "s3://bucket/layer.zip"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+        translated: dict[str, Any] = transform(template, {}, _NoManagedPolicies())
+    return translated
+
+
+@pytest.fixture(scope="module")
+def resources(cfn: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = cfn["Resources"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def functions(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = of_type(resources, "AWS::Lambda::Function")
+    assert set(found) == set(EXPECTED_ENV)
+    return found
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def test_raw_bucket_is_kms_encrypted_with_the_data_key(resources: dict[str, Any]) -> None:
+    rules = resources["RawBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert len(rules) == 1
+    assert rules[0]["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": {"Fn::GetAtt": ["DataKey", "Arn"]},
+    }
+    assert rules[0]["BucketKeyEnabled"] is True
+
+
+def test_raw_bucket_is_versioned_private_logged_retained_and_notifies_eventbridge(
+    resources: dict[str, Any],
+) -> None:
+    bucket = resources["RawBucket"]
+    props = bucket["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": "AccessLogsBucket"}
+    assert props["NotificationConfiguration"]["EventBridgeConfiguration"] == {"EventBridgeEnabled": True}
+    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+
+
+def test_raw_bucket_lifecycle_expires_quarantine_and_noncurrent_versions_only(
+    resources: dict[str, Any],
+) -> None:
+    rules = resources["RawBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert all(rule["Status"] == "Enabled" for rule in rules)
+    expiring = [rule for rule in rules if "ExpirationInDays" in rule]
+    # Only quarantined objects expire; accepted raw data is kept.
+    assert expiring == [
+        {
+            "Id": "ExpireQuarantine",
+            "Status": "Enabled",
+            "Prefix": "quarantine/",
+            "ExpirationInDays": {"Ref": "QuarantineRetentionDays"},
+        }
+    ]
+    noncurrent = [rule for rule in rules if "NoncurrentVersionExpiration" in rule]
+    assert len(noncurrent) == 1
+    assert "Prefix" not in noncurrent[0]
+    assert noncurrent[0]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+
+
+@pytest.mark.parametrize(
+    ("policy", "bucket"), [("RawBucketPolicy", "RawBucket"), ("AccessLogsBucketPolicy", "AccessLogsBucket")]
+)
+def test_bucket_policies_deny_requests_without_tls(resources: dict[str, Any], policy: str, bucket: str) -> None:
+    props = resources[policy]["Properties"]
+    assert props["Bucket"] == {"Ref": bucket}
+    tls_denies = [
+        s
+        for s in statements(props["PolicyDocument"])
+        if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    assert len(tls_denies) == 1
+    deny = tls_denies[0]
+    assert deny["Principal"] == "*"
+    assert deny["Action"] == "s3:*"
+    assert {render(r) for r in as_list(deny["Resource"])} == {f"<{bucket}.Arn>", f"<{bucket}.Arn>/*"}
+
+
+def test_raw_bucket_policy_rejects_other_encryption(resources: dict[str, Any]) -> None:
+    # Only an upload that asks for another algorithm or key is denied (Null: header present); one
+    # without headers gets the bucket default, SSE-KMS with DataKey. StringNotEqualsIfExists would
+    # deny those too, breaking every writer that relies on default encryption.
+    denies = {s["Sid"]: s for s in statements(resources["RawBucketPolicy"]["Properties"]["PolicyDocument"])}
+    assert denies["DenyObjectsNotEncryptedWithKms"]["Condition"] == {
+        "Null": {"s3:x-amz-server-side-encryption": "false"},
+        "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+    }
+    assert denies["DenyOtherKmsKeys"]["Condition"] == {
+        "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+        "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": {"Fn::GetAtt": ["DataKey", "Arn"]}},
+    }
+    assert all(s["Effect"] == "Deny" for s in denies.values())
+    encryption = resources["RawBucket"]["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert encryption["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+
+
+def test_access_logs_bucket_is_encrypted_private_versioned_and_expires(resources: dict[str, Any]) -> None:
+    props = resources["AccessLogsBucket"]["Properties"]
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    # S3 server access log delivery supports SSE-S3 only.
+    assert sse == {"SSEAlgorithm": "AES256"}
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert len(props["PublicAccessBlockConfiguration"]) == 4
+    assert any(
+        r.get("ExpirationInDays") == {"Ref": "LogRetentionDays"} for r in props["LifecycleConfiguration"]["Rules"]
+    )
+    delivery = [
+        s
+        for s in statements(resources["AccessLogsBucketPolicy"]["Properties"]["PolicyDocument"])
+        if s["Effect"] == "Allow"
+    ]
+    assert len(delivery) == 1
+    assert delivery[0]["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert delivery[0]["Condition"]["ArnLike"] == {"aws:SourceArn": {"Fn::GetAtt": ["RawBucket", "Arn"]}}
+    prefix = resources["RawBucket"]["Properties"]["LoggingConfiguration"]["LogFilePrefix"]
+    assert render(delivery[0]["Resource"]) == f"<AccessLogsBucket.Arn>/{prefix}*"
+
+
+def test_idempotency_table(resources: dict[str, Any]) -> None:
+    props = resources["IdempotencyTable"]["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert props["SSESpecification"] == {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": {"Fn::GetAtt": ["DataKey", "Arn"]},
+    }
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["DeletionProtectionEnabled"] == {"Fn::If": ["IsProd", True, False]}
+
+
+def test_pseudonym_secret(resources: dict[str, Any]) -> None:
+    # Also a tripwire: changing GenerateSecretString after deployment regenerates the key.
+    secret = resources["PseudonymKeySecret"]
+    props = secret["Properties"]
+    assert props["KmsKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    generated = props["GenerateSecretString"]
+    assert json.loads(generated["SecretStringTemplate"]) == {"key_id": "v1"}
+    assert generated["GenerateStringKey"] == "key"
+    assert generated["PasswordLength"] >= 64
+    assert generated["ExcludePunctuation"] is True
+    assert secret["DeletionPolicy"] == "Retain"
+    assert not of_type(resources, "AWS::SecretsManager::RotationSchedule"), "rotation is manual (runbook)"
+
+
+# --------------------------------------------------------------------------- encryption and logs
+
+
+def test_data_key_rotates_and_limits_cloudwatch_logs_to_dxops_log_groups(resources: dict[str, Any]) -> None:
+    key = resources["DataKey"]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == "Retain"
+    assert render(resources["DataKeyAlias"]["Properties"]["AliasName"]) == "alias/dxops-<Environment>-data"
+    stmts = statements(key["Properties"]["KeyPolicy"])
+    principals = [s["Principal"] for s in stmts]
+    assert all(p != "*" and p != {"AWS": "*"} for p in principals)
+    services = [s for s in stmts if "Service" in s["Principal"]]
+    assert len(services) == 1
+    logs = services[0]
+    assert render(logs["Principal"]["Service"]) == "logs.<AWS::Region>.amazonaws.com"
+    assert all("*" not in action for action in as_list(logs["Action"]))
+    context = render(logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])
+    assert context.endswith(":log-group:/dxops/<Environment>/*")
+
+
+def test_every_log_group_is_encrypted_retained_and_covered_by_the_key_policy(resources: dict[str, Any]) -> None:
+    groups = of_type(resources, "AWS::Logs::LogGroup")
+    assert set(groups) == {"IngestApiAccessLogGroup", "IngestApiLogGroup", "IngestDeviceLogGroup"}
+    for group in groups.values():
+        props = group["Properties"]
+        assert props["KmsKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+        assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        # Must match the key policy's encryption-context condition, or log creation fails.
+        assert render(props["LogGroupName"]).startswith("/dxops/<Environment>/")
+
+
+# --------------------------------------------------------------------------- functions and IAM
+
+
+def test_functions_runtime_layer_tracing_and_own_log_group(
+    functions: dict[str, dict[str, Any]], resources: dict[str, Any]
+) -> None:
+    log_groups = set(of_type(resources, "AWS::Logs::LogGroup"))
+    for name, function in functions.items():
+        props = function["Properties"]
+        assert props["Runtime"] == "python3.13", name
+        assert props["Architectures"] == ["arm64"], name
+        assert props["Handler"] == "app.lambda_handler", name
+        assert props["TracingConfig"] == {"Mode": "Active"}, name
+        assert props["KmsKeyArn"] == {"Fn::GetAtt": ["DataKey", "Arn"]}, name
+        assert props["ReservedConcurrentExecutions"] > 0, name
+        (layer,) = props["Layers"]
+        assert resources[layer["Ref"]]["Type"] == "AWS::Lambda::LayerVersion"
+        log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
+        assert log_group in log_groups, name
+    used = [f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in functions.values()]
+    assert len(set(used)) == len(used), "each function has its own log group"
+
+
+def test_function_env_vars_are_the_expected_ones_and_reference_existing_things(
+    functions: dict[str, dict[str, Any]], cfn: dict[str, Any]
+) -> None:
+    known = set(cfn["Resources"]) | set(cfn["Parameters"])
+    for name, function in functions.items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert set(variables) == EXPECTED_ENV[name] | GLOBAL_ENV, name
+        for var, value in variables.items():
+            if isinstance(value, dict):
+                ((fn, arg),) = value.items()
+                target = arg if fn == "Ref" else arg[0]
+                assert fn in {"Ref", "Fn::GetAtt"}, (name, var)
+                assert target in known, (name, var, target)
+    api_variables = functions["IngestApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert api_variables["RAW_BUCKET"] == {"Ref": "RawBucket"}
+    assert api_variables["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
+
+
+def test_code_folders_exist(sam: dict[str, Any]) -> None:
+    for name, resource in sam["Resources"].items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::Function":
+            folder = ROOT / props["CodeUri"]
+            module = props["Handler"].rsplit(".", 1)[0]
+            assert (folder / f"{module}.py").is_file(), f"{name}: {folder}/{module}.py missing"
+        elif resource["Type"] == "AWS::Serverless::LayerVersion":
+            assert resource["Metadata"]["BuildMethod"] == "python3.13"
+            folder = ROOT / props["ContentUri"]
+            assert (folder / "dxops" / "__init__.py").is_file(), f"{name}: package must sit directly in {folder}"
+
+
+def _role_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for policy in role["Properties"].get("Policies", []) for s in statements(policy["PolicyDocument"])]
+
+
+def test_no_iam_role_has_wildcard_actions_or_unscoped_resources(resources: dict[str, Any]) -> None:
+    roles = of_type(resources, "AWS::IAM::Role")
+    assert set(roles) == {"IngestApiFunctionRole", "IngestDeviceFunctionRole", "IotRuleRole"}
+    for name, role in roles.items():
+        assert set(role["Properties"].get("ManagedPolicyArns", [])) <= ALLOWED_MANAGED_POLICIES, name
+        stmts = _role_statements(role)
+        assert stmts, name
+        for statement in stmts:
+            assert statement["Effect"] == "Allow", name
+            assert "NotAction" not in statement and "NotResource" not in statement, name
+            for action in as_list(statement["Action"]):
+                assert "*" not in action, (name, action)
+            for resource in as_list(statement["Resource"]):
+                assert resource != "*", (name, statement)
+                assert not render(resource).endswith(".Arn>/*"), (name, "whole-bucket object access")
+
+
+def _actions_on(role: dict[str, Any], action: str) -> set[str]:
+    return {render(r) for s in _role_statements(role) if action in as_list(s["Action"]) for r in as_list(s["Resource"])}
+
+
+def test_s3_writes_are_scoped_to_each_writers_prefixes(resources: dict[str, Any]) -> None:
+    assert _actions_on(resources["IngestApiFunctionRole"], "s3:PutObject") == {
+        "<RawBucket.Arn>/raw/clinical/*",
+        "<RawBucket.Arn>/quarantine/clinical/*",
+    }
+    assert _actions_on(resources["IngestDeviceFunctionRole"], "s3:PutObject") == {
+        "<RawBucket.Arn>/raw/device/*",
+        "<RawBucket.Arn>/quarantine/device/*",
+    }
+    assert _actions_on(resources["IotRuleRole"], "s3:PutObject") == {"<RawBucket.Arn>/quarantine/device/*"}
+    for role in ("IngestApiFunctionRole", "IngestDeviceFunctionRole", "IotRuleRole"):
+        assert _actions_on(resources[role], "s3:GetObject") == set(), "no writer reads the raw zone"
+
+
+def test_other_permissions_are_scoped_to_the_table_secret_key_and_queue(resources: dict[str, Any]) -> None:
+    api, device, iot = (resources[r] for r in ("IngestApiFunctionRole", "IngestDeviceFunctionRole", "IotRuleRole"))
+    for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
+        assert _actions_on(api, action) == {"<IdempotencyTable.Arn>"}
+        assert _actions_on(device, action) == set()
+    for role in (api, device):
+        assert _actions_on(role, "secretsmanager:GetSecretValue") == {"<PseudonymKeySecret>"}
+    for role in (api, device, iot):
+        assert _actions_on(role, "kms:Decrypt") == {"<DataKey.Arn>"}
+        assert _actions_on(role, "kms:GenerateDataKey") == {"<DataKey.Arn>"}
+    assert _actions_on(iot, "sqs:SendMessage") == {"<DeviceReadingsQueue.Arn>"}
+
+
+def test_iot_rule_role_trust_is_limited_to_this_rule(resources: dict[str, Any]) -> None:
+    (trust,) = statements(resources["IotRuleRole"]["Properties"]["AssumeRolePolicyDocument"])
+    assert trust["Principal"] == {"Service": "iot.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    rule_name = render(resources["DeviceTopicRule"]["Properties"]["RuleName"])
+    assert render(trust["Condition"]["ArnLike"]["aws:SourceArn"]).endswith(f":rule/{rule_name}")
+
+
+# --------------------------------------------------------------------------- REST API
+
+
+def test_every_api_method_requires_iam_and_uses_no_caller_credentials(resources: dict[str, Any]) -> None:
+    (api,) = of_type(resources, "AWS::ApiGateway::RestApi").values()
+    assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+    paths = api["Properties"]["Body"]["paths"]
+    methods = {(path, verb): op for path, ops in paths.items() for verb, op in ops.items()}
+    assert set(methods) == {("/records", "post"), ("/openapi.json", "get")}
+    for key, op in methods.items():
+        assert op["security"] == [{"AWS_IAM": []}], key
+        # InvokeRole NONE: API Gateway invokes through the function's resource policy,
+        # callers never need lambda:InvokeFunction.
+        assert "credentials" not in op["x-amazon-apigateway-integration"], key
+    scheme = api["Properties"]["Body"]["components"]["securitySchemes"]["AWS_IAM"]
+    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4"
+
+
+def test_api_stage_throttles_traces_and_never_logs_bodies(resources: dict[str, Any]) -> None:
+    stages = of_type(resources, "AWS::ApiGateway::Stage")
+    assert list(stages) == ["IngestApiStage"], "no extra default 'Stage' stage"
+    props = stages["IngestApiStage"]["Properties"]
+    assert props["StageName"] == {"Ref": "Environment"}
+    assert props["TracingEnabled"] is True
+    (settings,) = props["MethodSettings"]
+    assert settings["ResourcePath"] == "/*" and settings["HttpMethod"] == "*"
+    assert settings["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert settings["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+    assert settings["DataTraceEnabled"] is False
+    assert settings["MetricsEnabled"] is True
+    assert settings.get("CachingEnabled", False) is False
+
+    access = props["AccessLogSetting"]
+    assert access["DestinationArn"] == {"Fn::GetAtt": ["IngestApiAccessLogGroup", "Arn"]}
+    fields = json.loads(access["Format"])
+    assert set(fields) == {
+        "requestId",
+        "extendedRequestId",
+        "caller",
+        "httpMethod",
+        "resourcePath",
+        "status",
+        "responseLength",
+        "integrationLatency",
+        "requestTime",
+    }
+    assert fields["caller"] == "$context.identity.userArn"
+    lowered = access["Format"].lower()
+    for forbidden in ("sourceip", "body", "$input", "querystring", "path.", "header"):
+        assert forbidden not in lowered, forbidden
+
+
+def test_api_invoke_permissions_are_scoped_to_the_api_routes(resources: dict[str, Any]) -> None:
+    permissions = of_type(resources, "AWS::Lambda::Permission")
+    assert permissions
+    for permission in permissions.values():
+        props = permission["Properties"]
+        assert props["Principal"] == "apigateway.amazonaws.com"
+        assert render(props["SourceArn"]).split(":")[-1].startswith("<IngestApi>/")
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def test_device_policy_lets_a_thing_act_only_as_itself(resources: dict[str, Any]) -> None:
+    stmts = statements(resources["DevicePolicy"]["Properties"]["PolicyDocument"])
+    by_action = {s["Action"]: s for s in stmts}
+    assert set(by_action) == {"iot:Connect", "iot:Publish"}, "no subscribe/receive/retain, no wildcard"
+    assert all(s["Effect"] == "Allow" for s in stmts)
+    connect = by_action["iot:Connect"]
+    assert render(connect["Resource"]).endswith(":client/${iot:Connection.Thing.ThingName}")
+    assert connect["Condition"] == {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}
+    publish = render(by_action["iot:Publish"]["Resource"])
+    assert publish.endswith(":topic/dxops/devices/${iot:Connection.Thing.ThingName}/readings")
+    assert "+" not in publish and "#" not in publish and not publish.endswith("*")
+
+
+def test_topic_rule_tags_readings_and_forwards_them_to_the_queue(resources: dict[str, Any]) -> None:
+    payload = resources["DeviceTopicRule"]["Properties"]["TopicRulePayload"]
+    assert payload["AwsIotSqlVersion"] == "2016-03-23"
+    assert payload["RuleDisabled"] is False
+    sql = payload["Sql"]
+    assert re.search(r"\btopic\(3\)\s+AS\s+device_id\b", sql)
+    assert re.search(r"\btimestamp\(\)\s+AS\s+received_at\b", sql)
+    assert sql.endswith("FROM 'dxops/devices/+/readings'")
+    (action,) = payload["Actions"]
+    assert action["Sqs"] == {
+        "QueueUrl": {"Ref": "DeviceReadingsQueue"},
+        "RoleArn": {"Fn::GetAtt": ["IotRuleRole", "Arn"]},
+        "UseBase64": False,
+    }
+    error = payload["ErrorAction"]["S3"]
+    assert error["BucketName"] == {"Ref": "RawBucket"}
+    assert error["RoleArn"] == {"Fn::GetAtt": ["IotRuleRole", "Arn"]}
+    # After Fn::Sub, IoT must see its own substitution templates.
+    assert render(error["Key"]) == (
+        'quarantine/device/rule-errors/${parse_time("yyyy-MM-dd", timestamp())}/${newuuid()}.json'
+    )
+
+
+def test_device_queue_buffers_with_dlq_and_feeds_batches(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    queue = resources["DeviceReadingsQueue"]["Properties"]
+    dlq = resources["DeviceReadingsDlq"]["Properties"]
+    for props in (queue, dlq):
+        assert props["KmsMasterKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["DeviceReadingsDlq", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    m = mapping["Properties"]
+    assert m["EventSourceArn"] == {"Fn::GetAtt": ["DeviceReadingsQueue", "Arn"]}
+    assert m["FunctionName"] == {"Ref": "IngestDeviceFunction"}
+    assert m["BatchSize"] == 1000
+    assert m["MaximumBatchingWindowInSeconds"] == 30
+    assert m["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    timeout = functions["IngestDeviceFunction"]["Properties"]["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout + m["MaximumBatchingWindowInSeconds"]
+    reserved = functions["IngestDeviceFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert m["ScalingConfig"]["MaximumConcurrency"] <= reserved, "pollers must not be throttled"
+
+
+# --------------------------------------------------------------------------- outputs and review trail
+
+
+def test_outputs(cfn: dict[str, Any]) -> None:
+    outputs = cfn["Outputs"]
+    assert set(outputs) == {
+        "ApiUrl",
+        "RawBucketName",
+        "IdempotencyTableName",
+        "PseudonymKeySecretArn",
+        "DataKeyArn",
+        "DeviceTopicFilter",
+        "DevicePolicyName",
+        "DeviceReadingsQueueUrl",
+    }
+    assert render(outputs["ApiUrl"]["Value"]) == (
+        "https://<IngestApi>.execute-api.<AWS::Region>.<AWS::URLSuffix>/<Environment>"
+    )
+    sql = cfn["Resources"]["DeviceTopicRule"]["Properties"]["TopicRulePayload"]["Sql"]
+    assert sql.endswith(f"FROM '{outputs['DeviceTopicFilter']['Value']}'")
+
+
+def test_every_checkov_skip_is_justified(sam: dict[str, Any]) -> None:
+    skips = [
+        (name, skip)
+        for name, resource in sam["Resources"].items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips
+    for name, skip in skips:
+        assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), name
+        assert len(skip.get("comment", "")) >= 40, f"{name}: {skip['id']} needs a real justification"
