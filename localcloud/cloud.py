@@ -1,8 +1,8 @@
 """LocalCloud: the template deployed into moto, with its functions runnable in-process.
 
-    with LocalCloud.start() as cloud:            # moto in this process, template deployed
-        cloud.invoke("IngestApiFunction", event)
-        cloud.outputs["RawBucketName"]
+with LocalCloud.start() as cloud:            # moto in this process, template deployed
+    cloud.invoke("IngestApiFunction", event)
+    cloud.outputs["RawBucketName"]
 """
 
 from __future__ import annotations

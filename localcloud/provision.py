@@ -52,11 +52,15 @@ def _tags(props: dict[str, Any]) -> list[dict[str, str]]:
 
 def kms_key(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
     kms = ctx.client("kms")
-    meta = kms.create_key(
-        Description=props.get("Description", logical_id),
-        Policy=json.dumps(props["KeyPolicy"]) if "KeyPolicy" in props else "",
-        Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]} for t in _tags(props)],
-    )["KeyMetadata"] if "KeyPolicy" in props else ctx.client("kms").create_key()["KeyMetadata"]
+    meta = (
+        kms.create_key(
+            Description=props.get("Description", logical_id),
+            Policy=json.dumps(props["KeyPolicy"]) if "KeyPolicy" in props else "",
+            Tags=[{"TagKey": t["Key"], "TagValue": t["Value"]} for t in _tags(props)],
+        )["KeyMetadata"]
+        if "KeyPolicy" in props
+        else ctx.client("kms").create_key()["KeyMetadata"]
+    )
     if props.get("EnableKeyRotation"):
         kms.enable_key_rotation(KeyId=meta["KeyId"])
     return Physical(meta["KeyId"], {"Arn": meta["Arn"], "KeyId": meta["KeyId"]})
@@ -76,15 +80,15 @@ def s3_bucket(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
     if "BucketEncryption" in props:
         # CloudFormation says ServerSideEncryptionByDefault where the API says ApplyServerSideEncryptionByDefault.
         rules = [
-            {("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v
-             for k, v in rule.items()}
+            {
+                ("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v
+                for k, v in rule.items()
+            }
             for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         ]
         s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
     if "PublicAccessBlockConfiguration" in props:
-        s3.put_public_access_block(
-            Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
-        )
+        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
     if props.get("NotificationConfiguration", {}).get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
         s3.put_bucket_notification_configuration(
             Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
@@ -164,16 +168,24 @@ def secretsmanager_secret(ctx: Context, logical_id: str, props: dict[str, Any]) 
 
 
 _SQS_ATTRIBUTES = (
-    "DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds",
-    "VisibilityTimeout", "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds", "FifoQueue", "SqsManagedSseEnabled",
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "KmsMasterKeyId",
+    "KmsDataKeyReusePeriodSeconds",
+    "FifoQueue",
+    "SqsManagedSseEnabled",
 )
 
 
 def sqs_queue(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
     sqs = ctx.client("sqs")
     name = props.get("QueueName") or ctx.name(logical_id, max_length=80)
-    attributes = {k: str(props[k]).lower() if isinstance(props[k], bool) else str(props[k])
-                  for k in _SQS_ATTRIBUTES if k in props}
+    attributes = {
+        k: str(props[k]).lower() if isinstance(props[k], bool) else str(props[k]) for k in _SQS_ATTRIBUTES if k in props
+    }
     if "RedrivePolicy" in props:
         attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
@@ -183,9 +195,7 @@ def sqs_queue(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
 
 def sqs_queue_policy(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
     for url in props["Queues"]:
-        ctx.client("sqs").set_queue_attributes(
-            QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
-        )
+        ctx.client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])})
     return Physical(ctx.name(logical_id))
 
 
@@ -202,7 +212,9 @@ def iam_role(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
     iam = ctx.client("iam")
     name = props.get("RoleName") or ctx.name(logical_id, max_length=64)
     role = iam.create_role(
-        RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]), Path=props.get("Path", "/")
+        RoleName=name,
+        AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
+        Path=props.get("Path", "/"),
     )["Role"]
     for policy in props.get("Policies", []):
         iam.put_role_policy(
@@ -284,7 +296,11 @@ class LocalStack:
 
 
 def deploy(
-    template: Template, *, stack: str = "dxops-local", region: str = "eu-west-1", parameters: dict[str, str] | None = None
+    template: Template,
+    *,
+    stack: str = "dxops-local",
+    region: str = "eu-west-1",
+    parameters: dict[str, str] | None = None,
 ) -> LocalStack:
     cfn = template.cfn
     resolver = Resolver(
@@ -317,6 +333,9 @@ def deploy(
             resolver.physical[logical_id] = provisioner(ctx, logical_id, props)
         properties[logical_id] = props
         types[logical_id] = resource["Type"]
-    outputs = {name: str(resolver.resolve(out["Value"])) for name, out in cfn.get("Outputs", {}).items()
-               if "Condition" not in out or resolver.condition(out["Condition"])}
+    outputs = {
+        name: str(resolver.resolve(out["Value"]))
+        for name, out in cfn.get("Outputs", {}).items()
+        if "Condition" not in out or resolver.condition(out["Condition"])
+    }
     return LocalStack(resolver=resolver, properties=properties, types=types, outputs=outputs, not_emulated=not_emulated)

@@ -56,6 +56,7 @@ def _owned(module: ModuleType, roots: tuple[str, ...]) -> bool:
 class LocalFunction:
     def __init__(
         self,
+        *,
         logical_id: str,
         name: str,
         arn: str,

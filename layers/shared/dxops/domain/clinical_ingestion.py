@@ -22,7 +22,7 @@ from dxops.domain.pseudonymisation import pseudonymise
 from dxops.domain.raw_zone import (
     RejectedItem,
     batch_id_for,
-    field_errors,
+    reject,
     write_accepted,
     write_quarantine,
 )
@@ -97,16 +97,7 @@ def ingest_clinical_records(
             record = _record_adapter.validate_python(item)
         except ValidationError as exc:
             item_id = item.get("record_id") if isinstance(item, dict) else None
-            rejected.append(
-                (
-                    RejectedItem(
-                        index=index,
-                        item_id=item_id if isinstance(item_id, str) else None,
-                        errors=field_errors(exc),
-                    ),
-                    item,
-                )
-            )
+            rejected.append((reject(index, item_id if isinstance(item_id, str) else None, exc, item), item))
             continue
         pseudonym = pseudonymise(key, record.source, record.patient_id)
         accepted.append(

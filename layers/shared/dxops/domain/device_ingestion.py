@@ -22,7 +22,7 @@ from dxops.domain.raw_zone import (
     FieldError,
     RejectedItem,
     batch_id_for,
-    field_errors,
+    reject,
     write_accepted,
     write_quarantine,
 )
@@ -100,7 +100,7 @@ def ingest_device_messages(
             rejected.append((RejectedItem(index=index, item_id=queued.message_id, errors=[error]), None))
             continue
         except ValidationError as exc:
-            rejected.append((RejectedItem(index=index, item_id=queued.message_id, errors=field_errors(exc)), payload))
+            rejected.append((reject(index, queued.message_id, exc, payload), payload))
             continue
         accepted_messages += 1
         pseudonym = pseudonymise(key, message.source, message.patient_id)

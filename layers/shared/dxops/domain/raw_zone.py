@@ -18,15 +18,20 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.data_masking import DataMasking
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from dxops.adapters.ports import ObjectStore
 from dxops.domain.pseudonymisation import PseudonymKey, pseudonymise
-from dxops.schemas.common import FREE_TEXT_KEYS
+from dxops.schemas.common import DIRECT_IDENTIFIER_KEYS, FREE_TEXT_KEYS
 
 Kind = Literal["clinical", "device"]
 NDJSON = "application/x-ndjson"
-IDENTIFIER_KEYS = ("patient_id",)
+# What the quarantine must not keep of a rejected item: identifiers at the top level (where the
+# schemas would carry them; "name" is also a measurement's field), free text at any depth.
+ERASED_FIELDS = [
+    *(f"$.{key}" for key in sorted({"patient_id", *DIRECT_IDENTIFIER_KEYS})),
+    *(f"$..{key}" for key in sorted(FREE_TEXT_KEYS)),
+]
 _masking = DataMasking(raise_on_missing_field=False)
 
 
@@ -40,6 +45,9 @@ class RejectedItem(BaseModel):
     index: int
     item_id: str | None = None
     errors: list[FieldError]
+    # JSONPaths of the text values that failed validation: erased from the quarantine, since a
+    # string in the wrong place can hold anything (a name in a code field, a note in a unit).
+    _failed_text: list[str] = PrivateAttr(default_factory=list)
 
 
 def batch_id_for(*parts: str) -> str:
@@ -70,22 +78,46 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
     ]
 
 
-def redact_rejected(item: Any, key: PseudonymKey) -> dict[str, Any]:
-    """What the quarantine keeps of a rejected item: its content minus identifiers and free text.
+def _value_at(item: Any, loc: Sequence[int | str]) -> Any:
+    for part in loc:
+        try:
+            item = item[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return item
+
+
+def _jsonpath(loc: Sequence[int | str]) -> str | None:
+    if any(isinstance(p, str) and ("'" in p or "\\" in p) for p in loc):
+        return None
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f"['{p}']" for p in loc)
+
+
+def reject(index: int, item_id: str | None, exc: ValidationError, item: Any) -> RejectedItem:
+    """The reasons an item was rejected, and which of its text values must not be kept."""
+    rejected = RejectedItem(index=index, item_id=item_id, errors=field_errors(exc))
+    for err in exc.errors(include_input=False, include_url=False):
+        if err["loc"] and isinstance(_value_at(item, err["loc"]), str):
+            rejected._failed_text.append(_jsonpath(err["loc"]) or "*")
+    return rejected
+
+
+def redact_rejected(item: Any, key: PseudonymKey, failed_text: Sequence[str] = ()) -> dict[str, Any]:
+    """What the quarantine keeps of a rejected item: its content minus identifiers, free text and
+    text values that failed validation (numbers are kept: an implausible heart rate is evidence).
 
     The patient identifier is replaced by its pseudonym when one can be computed, so the data
     team can link a fixed record to the patient without seeing who it is.
     """
-    if not isinstance(item, dict):
+    if not isinstance(item, dict) or "*" in failed_text:
         return {"item_type": type(item).__name__}
     pseudonym = None
     patient_id, source = item.get("patient_id"), item.get("source")
     if isinstance(patient_id, str) and isinstance(source, str) and patient_id:
         pseudonym = pseudonymise(key, source, patient_id)
-    fields = [f"$..{name}" for name in (*IDENTIFIER_KEYS, *sorted(FREE_TEXT_KEYS))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "field not found" for absent keys
-        erased: dict[str, Any] = _masking.erase(item, fields=fields)
+        erased: dict[str, Any] = _masking.erase(item, fields=[*ERASED_FIELDS, *failed_text])
     if pseudonym:
         erased["patient_pseudonym"] = pseudonym
     return {"item": erased}
@@ -130,7 +162,7 @@ def write_quarantine(
     lines = [
         {
             **reason.model_dump(),
-            **redact_rejected(item, key),
+            **redact_rejected(item, key, reason._failed_text),
             "received_at": received_at.isoformat(),
         }
         for reason, item in rejected

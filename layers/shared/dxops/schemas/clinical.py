@@ -9,7 +9,7 @@ birth year only.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -73,6 +73,8 @@ class Diagnosis(StrictModel):
 class ClinicalRecordBody(StrictModel):
     """Every field of a record except the patient's identity."""
 
+    refuses_direct_identifiers: ClassVar[bool] = True
+
     record_id: Identifier = Field(description="Client-generated record id; must not be a medical record number")
     source: SiteId = Field(description="Site or system the record comes from")
     encounter_date: dt.date
@@ -111,6 +113,7 @@ class PseudonymisedRecord(ClinicalRecordBody):
     (HIPAA Safe Harbor), so neither reaches storage.
     """
 
+    birth_year: None = Field(default=None, exclude=True)  # replaced by age_years at the encounter
     patient_pseudonym: Pseudonym
     pseudonym_key_id: str
     ingested_at: dt.datetime

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -22,9 +22,33 @@ PatientIdentifier = Annotated[
 ]
 Pseudonym = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
-# Keys that would carry free text. Refused by name with a specific reason (PHI risk), before the
-# generic "extra fields forbidden" error, so that a client learns why.
+# Keys that would carry free text or direct identifiers. Refused by name with a specific reason
+# (PHI risk), before the generic "extra fields forbidden" error, so that a client learns why; and
+# erased from anything quarantined.
 FREE_TEXT_KEYS = frozenset({"notes", "note", "free_text", "comment", "comments", "narrative", "text"})
+DIRECT_IDENTIFIER_KEYS = frozenset(
+    {
+        "name",
+        "given_name",
+        "family_name",
+        "first_name",
+        "last_name",
+        "full_name",
+        "date_of_birth",
+        "dob",
+        "birth_date",
+        "birthdate",
+        "address",
+        "street",
+        "postcode",
+        "zip",
+        "phone",
+        "email",
+        "ssn",
+        "national_id",
+        "mrn",
+    }
+)
 
 
 def _finite(value: float) -> float:
@@ -37,17 +61,24 @@ FiniteFloat = Annotated[float, AfterValidator(_finite)]
 
 
 class StrictModel(BaseModel):
-    """Base for inbound schemas: unknown fields are errors, free text is refused by name."""
+    """Base for inbound schemas: unknown fields are errors, free text is refused by name.
+
+    Top-level documents (a record, a device message) also refuse direct identifiers by name.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    refuses_direct_identifiers: ClassVar[bool] = False
 
     @model_validator(mode="before")
     @classmethod
     def _refuse_free_text(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            found = sorted(FREE_TEXT_KEYS.intersection(data))
-            if found:
-                raise ValueError(f"free-text fields are not accepted (PHI risk): {', '.join(found)}")
+            free_text = sorted(FREE_TEXT_KEYS.intersection(data))
+            if free_text:
+                raise ValueError(f"free-text fields are not accepted (PHI risk): {', '.join(free_text)}")
+            identifiers = sorted(DIRECT_IDENTIFIER_KEYS.intersection(data))
+            if identifiers and cls.refuses_direct_identifiers:
+                raise ValueError(f"direct identifiers are not accepted (PHI risk): {', '.join(identifiers)}")
         return data
 
 

@@ -8,7 +8,7 @@ A device publishes to ``dxops/devices/<thing name>/readings``. The IoT topic rul
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, Field, model_validator
 
@@ -34,6 +34,8 @@ class DeviceReading(StrictModel):
 
 class DeviceMessage(StrictModel):
     """One MQTT message after the topic rule: a device's reading or batch of readings."""
+
+    refuses_direct_identifiers: ClassVar[bool] = True
 
     device_id: DeviceId
     received_at: int = Field(ge=0, description="IoT Core receive time, epoch milliseconds")
