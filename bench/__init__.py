@@ -1,0 +1,2 @@
+"""Benchmarks behind `make bench`. Each writes artifacts/bench/<name>.json in one format:
+{"benchmark": NAME, "metrics": {...}, "baseline": {...}, "ratio": {...}}."""

@@ -1,0 +1,1 @@
+"""`make demo`: dxops end to end on the local cloud, with no AWS account."""
