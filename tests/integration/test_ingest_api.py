@@ -31,15 +31,6 @@ def stored_lines(cloud: LocalCloud, prefix: str) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.parametrize(
-    ("event_file", "status"),
-    [("ingest_api/post_record.json", 202), ("ingest_api/post_records_batch.json", 202), ("ingest_api/get_openapi.json", 200)],
-)
-def test_sample_events_of_the_function(cloud: LocalCloud, event_file: str, status: int) -> None:
-    code, body = call(cloud, load_event(event_file))
-    assert code == status, body
-
-
 def test_single_record_is_stored(cloud: LocalCloud) -> None:
     code, body = call(cloud, post_records(clinical_record()))
     assert code == 202
@@ -109,9 +100,9 @@ def test_idempotency_key_reused_with_another_body_is_refused(cloud: LocalCloud) 
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [
-        ("{\"record_id\": ", 400, "malformed_request"),
+        ('{"record_id": ', 400, "malformed_request"),
         ("[]", 400, "malformed_request"),
-        ("\"text\"", 400, "malformed_request"),
+        ('"text"', 400, "malformed_request"),
         (json.dumps([clinical_record(i) for i in range(501)]), 413, "payload_too_large"),
         ("[" + " " * 1_048_577 + "]", 413, "payload_too_large"),
     ],
@@ -135,10 +126,19 @@ def test_storage_outage_is_503_with_retry_after(cloud: LocalCloud) -> None:
     s3.delete_bucket_policy(Bucket=bucket)
     s3.put_bucket_policy(
         Bucket=bucket,
-        Policy=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{bucket}/*"}],
-        }),
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:PutObject",
+                        "Resource": f"arn:aws:s3:::{bucket}/*",
+                    }
+                ],
+            }
+        ),
     )
     response = cloud.invoke(API, post_records(clinical_record()))
     assert response["statusCode"] == 503

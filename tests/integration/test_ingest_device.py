@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 
 from localcloud.cloud import LocalCloud
-from tests.integration.api_events import load_event, sqs_event
+from tests.integration.api_events import sqs_event
 from tests.records import device_message, with_change
 
 DEVICE = "IngestDeviceFunction"
@@ -22,12 +22,6 @@ def lines(cloud: LocalCloud, prefix: str) -> list[dict[str, Any]]:
         for obj in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
         for line in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode().splitlines()
     ]
-
-
-def test_sample_event_of_the_function(cloud: LocalCloud) -> None:
-    assert cloud.invoke(DEVICE, load_event("ingest_device/sqs_readings.json")) == {"batchItemFailures": []}
-    assert len(lines(cloud, "raw/device/")) == 3
-    assert len(lines(cloud, "quarantine/device/")) == 1
 
 
 def test_messages_reconcile_per_path(cloud: LocalCloud) -> None:
@@ -54,10 +48,12 @@ def test_storage_failure_fails_the_batch_for_redelivery(cloud: LocalCloud) -> No
 
     boto3.client("s3").put_bucket_policy(
         Bucket=cloud.outputs["RawBucketName"],
-        Policy=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": "*"}],
-        }),
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": "*"}],
+            }
+        ),
     )
     with pytest.raises(FunctionError) as caught:
         cloud.invoke(DEVICE, sqs_event([device_message()]))
