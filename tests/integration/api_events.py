@@ -14,7 +14,9 @@ def load_event(relative: str) -> dict[str, Any]:
     return json.loads((EVENTS / relative).read_text())
 
 
-def post_records(body: object | bytes | str, headers: dict[str, str] | None = None, signed: bool = True) -> dict[str, Any]:
+def post_records(
+    body: object | bytes | str, headers: dict[str, str] | None = None, signed: bool = True
+) -> dict[str, Any]:
     event = load_event("ingest_api/post_record.json")
     event = copy.deepcopy(event)
     event["headers"] = {k: v for k, v in event["headers"].items() if k != "Idempotency-Key"}

@@ -56,7 +56,12 @@ def test_no_phi_in_logs_or_storage(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'layers/shared'}{os.pathsep}{REPO}"}
     completed = subprocess.run(
         [sys.executable, "-c", f"OUT = {str(out)!r}\n{SCENARIO}"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     logs = completed.stdout + completed.stderr

@@ -59,7 +59,9 @@ def test_batch_splits_valid_and_invalid_and_reconciles() -> None:
 def test_quarantine_keeps_no_identifier_or_free_text() -> None:
     store = InMemoryObjectStore()
     bad = clinical_record(0, notes="Jane Roe, DOB 1961-03-04, lives on Elm St", date_of_birth="1961-03-04")
-    ingest_clinical_records(parse_ingest_body(body([bad]), None, LIMITS), store=store, keys=StaticKeyProvider(), now=NOW)
+    ingest_clinical_records(
+        parse_ingest_body(body([bad]), None, LIMITS), store=store, keys=StaticKeyProvider(), now=NOW
+    )
     text = b"".join(store.objects.values()).decode()
     for secret in (PATIENT_IDS[0], "Jane Roe", "1961-03-04", "Elm St"):
         assert secret not in text

@@ -10,8 +10,6 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import pytest
-from dxops.schemas import DeviceMessage
-from dxops.vocab.measurements import MEASUREMENTS, check_measurement
 from pydantic import ValidationError
 
 from devices.simulator import (
@@ -25,6 +23,8 @@ from devices.simulator import (
     make_devices,
     summarize,
 )
+from dxops.schemas import DeviceMessage
+from dxops.vocab.measurements import MEASUREMENTS, check_measurement
 from localcloud.iot_rules import RulePayloadError, TopicRule
 
 START = dt.datetime(2025, 6, 1, 0, 0, tzinfo=dt.UTC)
@@ -175,6 +175,16 @@ def test_invalid_messages_fail_validation_and_cover_every_defect() -> None:
             after_rule(message)
     assert summarize(messages).readings == 0
     assert summarize(messages).invalid == len(messages)
+
+
+def test_a_higher_invalid_rate_only_adds_invalid_messages() -> None:
+    low = fleet(batch=2, invalid_rate=0.2)
+    high = fleet(batch=2, invalid_rate=0.6)
+    damaged_low = {i: m.payload for i, m in enumerate(low) if not m.valid}
+    damaged_high = {i: m.payload for i, m in enumerate(high) if not m.valid}
+    assert damaged_low
+    assert len(damaged_high) > len(damaged_low)
+    assert all(damaged_high[i] == payload for i, payload in damaged_low.items())
 
 
 def test_invalid_rate_is_roughly_honoured() -> None:

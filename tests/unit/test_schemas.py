@@ -91,7 +91,10 @@ def test_nan_is_refused() -> None:
 
 
 def test_birth_year_after_encounter_is_refused() -> None:
-    assert "birth_year is after the encounter" in errors_of(ClinicalRecord, clinical_record(birth_year=2026, encounter_date="2025-05-01"))["(root)"]
+    assert (
+        "birth_year is after the encounter"
+        in errors_of(ClinicalRecord, clinical_record(birth_year=2026, encounter_date="2025-05-01"))["(root)"]
+    )
 
 
 def test_loinc_check_digits_of_common_codes() -> None:
