@@ -46,7 +46,8 @@ format: $(PY) ## format the code
 lint: $(PY) $(CHECKOV_VENV)/bin/checkov ## ruff, mypy, sam validate --lint, cfn-lint, statelint, checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/shared/dxops
+	$(VENV)/bin/mypy layers/shared/dxops localcloud devices demo bench tools
+	@for handler in functions/*/app.py; do $(VENV)/bin/mypy $$handler || exit 1; done
 	$(VENV)/bin/sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml
 	@asl=$$(ls statemachines/*.asl.json 2>/dev/null); if [ -n "$$asl" ]; then $(VENV)/bin/statelint $$asl; else echo "statelint: no state machines yet"; fi

@@ -83,7 +83,7 @@ def _event_record(message: dict[str, Any], mapping: SqsMapping, region: str) -> 
 def poll_once(cloud: LocalCloud, mapping: SqsMapping, stats: PollStats) -> int:
     """One poll: gather up to BatchSize messages, invoke once. Returns the number delivered."""
     sqs = boto3.client("sqs")
-    messages: list[dict[str, Any]] = []
+    messages: list[Any] = []
     while len(messages) < mapping.batch_size:
         received = sqs.receive_message(
             QueueUrl=mapping.queue_url,

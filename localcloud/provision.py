@@ -30,7 +30,8 @@ class Context:
 
     def client(self, service: str) -> Any:
         if service not in self.clients:
-            self.clients[service] = boto3.client(service, region_name=self.region)
+            # The service name is data (from resource types), so boto3-stubs' overloads cannot apply.
+            self.clients[service] = boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
         return self.clients[service]
 
     def name(self, logical_id: str, max_length: int = 63, lower: bool = False) -> str:

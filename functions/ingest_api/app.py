@@ -28,6 +28,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
+
 from dxops.adapters.s3 import S3ObjectStore
 from dxops.adapters.secrets import SecretsManagerKeyProvider
 from dxops.api.openapi import attach_request_body
@@ -181,7 +182,7 @@ def _dependency_failed(exc: Exception) -> Response[Any]:
 
 @app.exception_handler(UnauthorizedError)
 def _unauthorised(exc: UnauthorizedError) -> Response[Any]:
-    return _json(HTTPStatus.UNAUTHORIZED, error_body("unauthorized", exc.msg, _request_id()))
+    return _json(HTTPStatus.UNAUTHORIZED, error_body("unauthorized", str(exc.msg), _request_id()))
 
 
 @app.exception_handler(Exception)

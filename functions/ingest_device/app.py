@@ -14,6 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import SqsModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from dxops.adapters.s3 import S3ObjectStore
 from dxops.adapters.secrets import SecretsManagerKeyProvider
 from dxops.domain.device_ingestion import QueuedMessage, ingest_device_messages

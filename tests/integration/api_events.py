@@ -11,7 +11,8 @@ EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 def load_event(relative: str) -> dict[str, Any]:
-    return json.loads((EVENTS / relative).read_text())
+    event: dict[str, Any] = json.loads((EVENTS / relative).read_text())
+    return event
 
 
 def post_records(
