@@ -13,7 +13,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= eu-west-1
 PYTEST_FLAGS ?= -q
 
-.PHONY: help venv lock format lint test unit integration infra demo bench build clean
+.PHONY: help venv lock format lint test unit integration infra demo bench schemas build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ demo: $(PY) ## run dxops end to end on the local cloud; writes artifacts/demo/su
 
 bench: $(PY) ## benchmarks; writes artifacts/bench/*.json
 	$(PY) -m bench
+
+schemas: $(PY) ## export the JSON Schemas of the API and storage formats to artifacts/schemas/
+	$(PY) -m dxops.schemas --out artifacts/schemas
 
 build: $(PY) ## sam build (needs python3.13 on PATH: the venv provides it)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --cached --parallel

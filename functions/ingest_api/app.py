@@ -86,7 +86,8 @@ def _json(status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | No
     description=(
         f"Up to {settings.max_batch_items} records and {settings.max_body_bytes} bytes. Valid records are "
         "pseudonymised and stored; invalid ones are reported by index and quarantined. A retry with the "
-        "same Idempotency-Key header (or the same body) stores nothing twice."
+        "same Idempotency-Key header (without one: the same record_id for a single record, the same body "
+        "for a batch) stores nothing twice."
     ),
     enable_validation=False,  # per-record validation in the domain: one bad record must not sink a batch
     responses={
@@ -162,7 +163,7 @@ def _malformed(exc: MalformedPayload) -> Response[Any]:
 
 @app.exception_handler(IdempotencyValidationError)
 def _key_reused(_: IdempotencyValidationError) -> Response[Any]:
-    message = "this Idempotency-Key was already used with a different body"
+    message = "this Idempotency-Key (or, for a single record, this record_id) was already used with a different body"
     return _json(HTTPStatus.UNPROCESSABLE_ENTITY, error_body("idempotency_key_reused", message, _request_id()))
 
 

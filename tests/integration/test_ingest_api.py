@@ -90,6 +90,12 @@ def test_retry_without_key_is_deduplicated_by_body(cloud: LocalCloud) -> None:
     assert len(versions) == 1
 
 
+def test_resending_a_record_id_with_other_content_is_refused(cloud: LocalCloud) -> None:
+    assert call(cloud, post_records(clinical_record(0)))[0] == 202
+    code, body = call(cloud, post_records(clinical_record(0, sex="male")))
+    assert (code, body["error"]) == (422, "idempotency_key_reused")
+
+
 def test_idempotency_key_reused_with_another_body_is_refused(cloud: LocalCloud) -> None:
     headers = {"Idempotency-Key": "reused-key-0001"}
     assert call(cloud, post_records(clinical_record(0), headers))[0] == 202

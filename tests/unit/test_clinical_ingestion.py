@@ -79,6 +79,13 @@ def test_same_request_writes_the_same_objects() -> None:
     assert len(store.objects) == 1
 
 
+def test_single_record_without_key_is_idempotent_on_its_record_id() -> None:
+    request = parse_ingest_body(body(clinical_record(3)), None, LIMITS)
+    assert request.idempotency_key == "record:site-a:rec-00003"
+    batch = parse_ingest_body(body([clinical_record(3), clinical_record(4)]), None, LIMITS)
+    assert batch.idempotency_key == f"body:{batch.payload_sha256}"
+
+
 def test_client_idempotency_key_names_the_batch() -> None:
     a = parse_ingest_body(body(clinical_record()), "client-key-0001", LIMITS)
     b = parse_ingest_body(body(clinical_record(1)), "client-key-0001", LIMITS)

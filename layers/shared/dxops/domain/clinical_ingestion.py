@@ -78,10 +78,22 @@ def parse_ingest_body(body: bytes, idempotency_key: str | None, limits: IngestLi
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise MalformedPayload("Idempotency-Key must be 8 to 128 printable ASCII characters")
     return IngestRequest(
-        idempotency_key=f"client:{idempotency_key}" if idempotency_key else f"body:{payload_sha256}",
+        idempotency_key=_idempotency_key(idempotency_key, items, payload_sha256),
         payload_sha256=payload_sha256,
         items=items,
     )
+
+
+def _idempotency_key(header: str | None, items: list[Any], payload_sha256: str) -> str:
+    """The client's Idempotency-Key; else, for one record, its site and record id (a record id
+    names one record for good, so resending it with other content is refused); else the body."""
+    if header:
+        return f"client:{header}"
+    if len(items) == 1 and isinstance(items[0], dict):
+        source, record_id = items[0].get("source"), items[0].get("record_id")
+        if isinstance(source, str) and isinstance(record_id, str) and source and record_id:
+            return f"record:{source}:{record_id}"
+    return f"body:{payload_sha256}"
 
 
 def ingest_clinical_records(

@@ -1,0 +1,34 @@
+"""Export the JSON Schemas of the API and storage formats: python -m dxops.schemas [--out DIR]."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from dxops.schemas import ClinicalRecord, DeviceMessage, PseudonymisedReading, PseudonymisedRecord
+
+EXPORTED: dict[str, type[BaseModel]] = {
+    "clinical_record": ClinicalRecord,
+    "device_message": DeviceMessage,
+    "raw_clinical_record": PseudonymisedRecord,
+    "raw_device_reading": PseudonymisedReading,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("artifacts/schemas"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, model in EXPORTED.items():
+        mode = "validation" if model in (ClinicalRecord, DeviceMessage) else "serialization"
+        path = args.out / f"{name}.schema.json"
+        path.write_text(json.dumps(model.model_json_schema(mode=mode), indent=2) + "\n")
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
