@@ -1,13 +1,19 @@
-"""LocalCloud: the template deployed into moto, with its functions runnable in-process.
+"""LocalCloud: template.yaml deployed into one emulated AWS account, with its code running for real.
 
-with LocalCloud.start() as cloud:            # moto in this process, template deployed
-    cloud.invoke("IngestApiFunction", event)
-    cloud.outputs["RawBucketName"]
+    with LocalCloud.start() as cloud:               # in-process moto: fastest, for tests
+        cloud.invoke("IngestApiFunction", event)
+    with LocalCloud.start(server=True) as cloud:    # a moto server other processes can share
+        cloud.endpoint                               # http://127.0.0.1:<port> (AWS_ENDPOINT_URL)
+
+Both modes run the same handlers, state machines and jobs: moto holds the resources, and the
+pieces of localcloud/ replace what moto only records (Lambda invocation, IoT rules, ...).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from moto import mock_aws
+from moto.core.config import default_user_config
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+from localcloud import lambda_service
 from localcloud.provision import LocalStack, deploy
-from localcloud.runtime import LocalFunction, function_roots
+from localcloud.runtime import LocalFunction, clear_registry, function_roots, register_function
 from localcloud.template import TEMPLATE_PATH, Template, load_template
 
 REGION = "eu-west-1"
@@ -28,6 +37,48 @@ LOCAL_CREDENTIALS = {
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
 }
+# Step Functions executes real ASL only when asked; Lambda keeps its Docker path, which
+# localcloud.lambda_service replaces with the local runtime.
+MOTO_CONFIG: dict[str, Any] = {"stepfunctions": {"execute_state_machine": True}}
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def _moto_server(port: int) -> Iterator[str]:
+    """A moto server in this process (so the local runtime can patch its backends)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port or free_port(), verbose=False)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per AWS call otherwise
+    saved = {k: dict(v) for k, v in default_user_config.items() if isinstance(v, dict)}
+    for service, settings in MOTO_CONFIG.items():
+        default_user_config[service].update(settings)  # type: ignore[literal-required]
+    server.start()
+    host, bound = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.stop()
+        for service, settings in saved.items():
+            default_user_config[service] = settings  # type: ignore[literal-required]
 
 
 @dataclass
@@ -35,33 +86,48 @@ class LocalCloud:
     template: Template
     stack: LocalStack
     functions: dict[str, LocalFunction]
+    endpoint: str | None = None  # the moto server's URL in server mode
 
     @property
     def outputs(self) -> dict[str, str]:
         return self.stack.outputs
 
+    @property
+    def environment(self) -> dict[str, str]:
+        """What another process needs to use this account: credentials, region, endpoint."""
+        return {**LOCAL_CREDENTIALS, **({"AWS_ENDPOINT_URL": self.endpoint} if self.endpoint else {})}
+
     def physical_id(self, logical_id: str) -> str:
         return self.stack.physical_id(logical_id)
 
     def invoke(self, logical_id: str, event: Any) -> Any:
+        """Call a function's handler directly (the Lambda Invoke API reaches the same code)."""
         return self.functions[logical_id].invoke(event)
 
     @classmethod
     @contextmanager
     def start(
-        cls, template_path: Path = TEMPLATE_PATH, parameters: dict[str, str] | None = None
+        cls,
+        template_path: Path = TEMPLATE_PATH,
+        parameters: dict[str, str] | None = None,
+        *,
+        server: bool = False,
+        port: int = 0,
     ) -> Iterator[LocalCloud]:
-        saved = {k: os.environ.get(k) for k in LOCAL_CREDENTIALS}
-        os.environ.update(LOCAL_CREDENTIALS)
-        try:
-            with mock_aws():
-                yield cls.deploy(load_template(template_path, region=REGION), parameters)
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
+        lambda_service.install()
+        template = load_template(template_path, region=REGION)
+        with _environment(LOCAL_CREDENTIALS):
+            try:
+                if server:
+                    with _moto_server(port) as endpoint, _environment({"AWS_ENDPOINT_URL": endpoint}):
+                        cloud = cls.deploy(template, parameters)
+                        cloud.endpoint = endpoint
+                        yield cloud
                 else:
-                    os.environ[key] = value
+                    with mock_aws(config=MOTO_CONFIG):  # type: ignore[call-overload]
+                        yield cls.deploy(template, parameters)
+            finally:
+                clear_registry()
 
     @classmethod
     def deploy(cls, template: Template, parameters: dict[str, str] | None = None) -> LocalCloud:
@@ -70,7 +136,7 @@ class LocalCloud:
         functions = {}
         for logical_id, source in template.functions.items():
             props = stack.properties[logical_id]
-            functions[logical_id] = LocalFunction(
+            function = LocalFunction(
                 logical_id=logical_id,
                 name=stack.physical_id(logical_id),
                 arn=stack.resolver.get_att(logical_id, "Arn"),
@@ -80,4 +146,6 @@ class LocalCloud:
                 memory_mb=int(props.get("MemorySize", 128)),
                 timeout_seconds=int(props.get("Timeout", 3)),
             )
+            register_function(function)
+            functions[logical_id] = function
         return cls(template=template, stack=stack, functions=functions)

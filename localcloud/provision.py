@@ -8,9 +8,11 @@ in LocalStack.not_emulated with a placeholder id, so that references to them sti
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import secrets
 import string
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -247,10 +249,29 @@ def iot_topic_rule(ctx: Context, logical_id: str, props: dict[str, Any]) -> Phys
     return Physical(name, {"Arn": ctx.arn("iot", f"rule/{name}")})
 
 
+def _placeholder_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "dxops local cloud: the code runs from the repository (localcloud.runtime)")
+    return buffer.getvalue()
+
+
 def lambda_function(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
-    # Code runs through the local runtime (localcloud.runtime), not through moto.
+    # moto holds the function (so every invoke path finds it); the code runs through the local
+    # runtime (localcloud.lambda_service), so the package is a placeholder.
     name = props.get("FunctionName") or ctx.name(logical_id, max_length=64)
-    return Physical(name, {"Arn": ctx.arn("lambda", f"function:{name}")})
+    function = ctx.client("lambda").create_function(
+        FunctionName=name,
+        Runtime=props.get("Runtime", "python3.13"),
+        Role=props["Role"],
+        Handler=props.get("Handler", "app.lambda_handler"),
+        Code={"ZipFile": _placeholder_zip()},
+        Timeout=int(props.get("Timeout", 3)),
+        MemorySize=int(props.get("MemorySize", 128)),
+        Environment={"Variables": {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}},
+        Architectures=props.get("Architectures", ["x86_64"]),
+    )
+    return Physical(name, {"Arn": function["FunctionArn"]})
 
 
 def lambda_layer(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:

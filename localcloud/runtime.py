@@ -25,6 +25,20 @@ from typing import Any
 from localcloud.template import FunctionSource
 
 _LOCK = threading.RLock()  # os.environ and sys.modules are process-global: one invocation at a time
+_REGISTRY: dict[str, LocalFunction] = {}  # by function name and by ARN: what moto's invoke paths resolve
+
+
+def register_function(function: LocalFunction) -> None:
+    _REGISTRY[function.name] = function
+    _REGISTRY[function.arn] = function
+
+
+def registered_function(name_or_arn: str) -> LocalFunction | None:
+    return _REGISTRY.get(name_or_arn)
+
+
+def clear_registry() -> None:
+    _REGISTRY.clear()
 
 
 class FunctionError(Exception):
@@ -50,7 +64,15 @@ class LambdaContext:
         return self.timeout_seconds * 1000
 
 
-def _owned(module: ModuleType, roots: tuple[str, ...]) -> bool:
+# Libraries whose module-level state belongs to one function on AWS (each function is its own
+# process there): Powertools caches boto3 clients for parameters, the cold-start flag and metric
+# sets. Pure Python, so a fresh import per function is cheap and safe.
+ISOLATED_PACKAGES = ("aws_lambda_powertools",)
+
+
+def _owned(name: str, module: ModuleType, roots: tuple[str, ...]) -> bool:
+    if name.partition(".")[0] in ISOLATED_PACKAGES:
+        return True
     file = getattr(module, "__file__", None) or ""
     return bool(file) and file.startswith(roots)
 
@@ -88,7 +110,7 @@ class LocalFunction:
             registry = logging.Logger.manager.loggerDict
             loggers_before = set(registry)
             registry.update(self._loggers)
-            outside = {n: m for n, m in sys.modules.items() if _owned(m, self._roots)}
+            outside = {n: m for n, m in sys.modules.items() if _owned(n, m, self._roots)}
             for name in outside:
                 del sys.modules[name]
             sys.modules.update(self._modules)
@@ -107,7 +129,7 @@ class LocalFunction:
                 self._loggers.update({n: registry[n] for n in set(registry) - loggers_before})
                 for name in self._loggers:
                     registry.pop(name, None)
-                self._modules = {n: m for n, m in sys.modules.items() if _owned(m, self._roots)}
+                self._modules = {n: m for n, m in sys.modules.items() if _owned(n, m, self._roots)}
                 for name in self._modules:
                     del sys.modules[name]
                 sys.modules.update(outside)
