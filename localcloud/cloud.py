@@ -11,6 +11,7 @@ pieces of localcloud/ replace what moto only records (Lambda invocation, IoT rul
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import socket
@@ -24,7 +25,6 @@ from moto import mock_aws
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from localcloud import lambda_service
 from localcloud.provision import LocalStack, deploy
 from localcloud.runtime import LocalFunction, clear_registry, function_roots, register_function
 from localcloud.template import TEMPLATE_PATH, Template, load_template
@@ -40,6 +40,23 @@ LOCAL_CREDENTIALS = {
 # Step Functions executes real ASL only when asked; Lambda keeps its Docker path, which
 # localcloud.lambda_service replaces with the local runtime.
 MOTO_CONFIG: dict[str, Any] = {"stepfunctions": {"execute_state_machine": True}}
+# Each service module's install() patches moto where it only records (idempotent, process-wide)
+# and registers provisioners for the resource types it emulates.
+SERVICES = ("lambda_service", "stepfunctions", "sagemaker", "events", "cloudwatch", "glue", "api_gateway")
+
+
+def install_services() -> list[str]:
+    installed = []
+    for name in SERVICES:
+        try:
+            module = importlib.import_module(f"localcloud.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"localcloud.{name}":
+                raise
+            continue
+        module.install()
+        installed.append(name)
+    return installed
 
 
 @contextmanager
@@ -114,7 +131,7 @@ class LocalCloud:
         server: bool = False,
         port: int = 0,
     ) -> Iterator[LocalCloud]:
-        lambda_service.install()
+        install_services()
         template = load_template(template_path, region=REGION)
         with _environment(LOCAL_CREDENTIALS):
             try:

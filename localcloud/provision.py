@@ -28,6 +28,7 @@ ACCOUNT_ID = "123456789012"
 class Context:
     stack: str
     region: str
+    template: Template | None = None
     clients: dict[str, Any] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
@@ -303,6 +304,11 @@ PROVISIONERS: dict[str, Provisioner] = {
 }
 
 
+def register_provisioner(resource_type: str, provisioner: Provisioner) -> None:
+    """Service modules of the local cloud (localcloud/<service>.py) add the types they emulate."""
+    PROVISIONERS[resource_type] = provisioner
+
+
 @dataclass
 class LocalStack:
     """What a deployment produced: physical resources, resolved properties and outputs."""
@@ -337,7 +343,7 @@ def deploy(
         },
         conditions=cfn.get("Conditions", {}),
     )
-    ctx = Context(stack=stack, region=region)
+    ctx = Context(stack=stack, region=region, template=template)
     properties: dict[str, dict[str, Any]] = {}
     types: dict[str, str] = {}
     not_emulated: list[str] = []

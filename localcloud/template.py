@@ -40,6 +40,7 @@ class Template:
     sam: dict[str, Any]
     cfn: dict[str, Any]
     functions: dict[str, FunctionSource] = field(default_factory=dict)
+    base_dir: Path = REPO_ROOT  # local paths in the template (CodeUri, ScriptLocation, ...) are relative to it
 
     @property
     def resources(self) -> dict[str, Any]:
@@ -59,6 +60,12 @@ def load_template(path: Path = TEMPLATE_PATH, region: str = "eu-west-1") -> Temp
         if resource["Type"] == "AWS::Serverless::LayerVersion":
             layers[logical_id] = base / props["ContentUri"]
             props["ContentUri"] = f"s3://local-artifacts/{logical_id}.zip"
+    for resource in to_translate["Resources"].values():
+        props = resource.get("Properties", {})
+        # sam package uploads a local DefinitionUri; locally the definition is inlined instead.
+        if resource["Type"] == "AWS::Serverless::StateMachine" and isinstance(props.get("DefinitionUri"), str):
+            definition_path = base / props.pop("DefinitionUri")
+            props["Definition"] = yaml_parse(definition_path.read_text())
     functions: dict[str, FunctionSource] = {}
     globals_fn = to_translate.get("Globals", {}).get("Function", {})
     for logical_id, resource in to_translate["Resources"].items():
@@ -77,7 +84,7 @@ def load_template(path: Path = TEMPLATE_PATH, region: str = "eu-west-1") -> Temp
     logging.getLogger("samtranslator.feature_toggle").setLevel(logging.ERROR)
     translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=region))
     cfn = translator.translate(to_translate, parameter_values={}, get_managed_policy_map=dict)
-    return Template(sam=sam, cfn=cfn, functions=functions)
+    return Template(sam=sam, cfn=cfn, functions=functions, base_dir=base)
 
 
 @dataclass
