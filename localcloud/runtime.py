@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import logging
 import os
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TextIO
 
 from localcloud.template import FunctionSource
 
@@ -39,6 +40,44 @@ def registered_function(name_or_arn: str) -> LocalFunction | None:
 
 def clear_registry() -> None:
     _REGISTRY.clear()
+    _OUTPUT_LISTENERS.clear()
+
+
+OutputListener = Callable[["LocalFunction", str], None]
+_OUTPUT_LISTENERS: list[OutputListener] = []
+
+
+def add_output_listener(listener: OutputListener) -> None:
+    """Receive what every function writes to stdout, line by line (what CloudWatch Logs gets on
+    AWS: JSON log lines and EMF metric documents). Cleared when the local cloud stops."""
+    _OUTPUT_LISTENERS.append(listener)
+
+
+class _FunctionStdout(io.TextIOBase):
+    """A function's stdout: writes go to the process's stdout of the moment (so pytest's capture
+    and redirect_stdout still work) and, line by line, to the output listeners. Loggers created
+    at the function's cold start bind to this object, so their lines are seen too."""
+
+    def __init__(self, function: LocalFunction) -> None:
+        self.function = function
+        self.target: TextIO = sys.__stdout__ or sys.stderr
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.target.write(text)
+        if _OUTPUT_LISTENERS:
+            self._partial += text
+            *lines, self._partial = self._partial.split("\n")
+            for line in lines:
+                for listener in list(_OUTPUT_LISTENERS):
+                    listener(self.function, line)
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
 
 
 class FunctionError(Exception):
@@ -101,6 +140,7 @@ class LocalFunction:
         self._modules: dict[str, ModuleType] = {}
         self._loggers: dict[str, Any] = {}
         self._handler: Any = None
+        self._stdout = _FunctionStdout(self)
 
     @contextlib.contextmanager
     def _sandbox(self) -> Iterator[None]:
@@ -121,9 +161,12 @@ class LocalFunction:
                 POWERTOOLS_TRACE_DISABLED="true",  # no X-Ray daemon locally
             )
             sys.path[:0] = [str(self.source.code_dir), *map(str, self.source.layer_dirs)]
+            self._stdout.target = sys.stdout
+            saved_stdout, sys.stdout = sys.stdout, self._stdout
             try:
                 yield
             finally:
+                sys.stdout = saved_stdout
                 # Loggers are process-global too: the ones this function created (Powertools keys
                 # them by service name) stay with it, bound to the streams of its own cold start.
                 self._loggers.update({n: registry[n] for n in set(registry) - loggers_before})
