@@ -77,7 +77,8 @@ class _FunctionStdout(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
-        self.target.flush()
+        with contextlib.suppress(ValueError):  # the stream of a finished capture or a closed redirect
+            self.target.flush()
 
 
 class FunctionError(Exception):

@@ -6,6 +6,8 @@ DynamoDB), map domain errors to HTTP responses. The domain lives in the shared l
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import traceback
 from http import HTTPStatus
@@ -37,6 +39,7 @@ from dxops.domain.clinical_ingestion import (
     IngestLimits,
     IngestRequest,
     IngestResult,
+    NothingAccepted,
     ingest_clinical_records,
     parse_ingest_body,
 )
@@ -69,11 +72,24 @@ def ingest(request: IngestRequest) -> IngestResult:
     return ingest_clinical_records(request, store=store, keys=keys)
 
 
-def _require_caller() -> None:
+def _caller() -> str:
     # API Gateway enforces IAM auth; this guards against a misconfigured route or a direct invoke.
     identity = app.current_event.request_context.identity
-    if not (identity.user_arn or identity.caller):
+    caller = identity.user_arn or identity.caller
+    if not caller:
         raise UnauthorizedError("the request is not signed by an authorised AWS identity (SigV4)")
+    return caller
+
+
+def _body_bytes() -> bytes:
+    event = app.current_event
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except binascii.Error:
+            raise MalformedPayload("the base64-encoded body is not valid base64") from None
+    return body.encode()
 
 
 def _json(status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
@@ -102,25 +118,29 @@ def _json(status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | No
     tags=["ingestion"],
 )
 def post_records() -> Response[Any]:
-    _require_caller()
-    event = app.current_event
-    body = event.decoded_body or ""
-    request = parse_ingest_body(body.encode(), event.headers.get("idempotency-key"), limits)
-    result = ingest(request=request)
+    caller = _caller()
+    body = _body_bytes()
+    metrics.add_metric(name="RequestBytes", unit=MetricUnit.Bytes, value=len(body))
+    request = parse_ingest_body(body, app.current_event.headers.get("idempotency-key"), limits, caller=caller)
+    logger.debug("request parsed", extra={"items": len(request.items), "key_kind": request.key_kind})
+    try:
+        result = ingest(request=request)
+    except NothingAccepted as refused:
+        _record(refused.result)
+        body_out = {"error": "validation_failed", "message": "no record was valid", **refused.result.model_dump()}
+        return _json(HTTPStatus.UNPROCESSABLE_ENTITY, body_out)
+    _record(result)
+    return _json(HTTPStatus.ACCEPTED, result.model_dump())
+
+
+def _record(result: IngestResult) -> None:
     metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=result.received)
     metrics.add_metric(name="RecordsAccepted", unit=MetricUnit.Count, value=result.accepted)
     metrics.add_metric(name="RecordsRejected", unit=MetricUnit.Count, value=result.rejected)
-    metrics.add_metric(name="RequestBytes", unit=MetricUnit.Bytes, value=len(body))
     logger.info(
         "records ingested",
         extra={"batch_id": result.batch_id, "accepted": result.accepted, "rejected": result.rejected},
     )
-    if result.accepted == 0:
-        return _json(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            {"error": "validation_failed", "message": "no record was valid", **result.model_dump()},
-        )
-    return _json(HTTPStatus.ACCEPTED, result.model_dump())
 
 
 @app.get("/openapi.json", summary="The OpenAPI document of this API", tags=["meta"], include_in_schema=False)

@@ -32,6 +32,7 @@ keys = SecretsManagerKeyProvider(settings.pseudonym_secret_id, settings.pseudony
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     sqs = parse(event=event, model=SqsModel)
     messages = [QueuedMessage(message_id=record.messageId, body=record.body) for record in sqs.Records]
+    logger.debug("queue poll received", extra={"messages": len(messages)})
     result = ingest_device_messages(messages, store=store, keys=keys)
     metrics.add_metric(name="DeviceMessagesReceived", unit=MetricUnit.Count, value=result.messages)
     metrics.add_metric(name="DeviceMessagesRejected", unit=MetricUnit.Count, value=result.rejected_messages)

@@ -90,6 +90,13 @@ def test_retry_without_key_is_deduplicated_by_body(cloud: LocalCloud) -> None:
     assert len(versions) == 1
 
 
+def test_a_rejected_record_can_be_fixed_and_resent_under_the_same_record_id(cloud: LocalCloud) -> None:
+    broken = with_change(clinical_record(0), "phenotypes.0.hpo_id", "HP:9999999")
+    assert call(cloud, post_records(broken))[0] == 422
+    code, body = call(cloud, post_records(clinical_record(0)))
+    assert (code, body["stored_record_ids"]) == (202, ["rec-00000"])
+
+
 def test_resending_a_record_id_with_other_content_is_refused(cloud: LocalCloud) -> None:
     assert call(cloud, post_records(clinical_record(0)))[0] == 202
     code, body = call(cloud, post_records(clinical_record(0, sex="male")))
@@ -111,6 +118,8 @@ def test_idempotency_key_reused_with_another_body_is_refused(cloud: LocalCloud) 
         ('"text"', 400, "malformed_request"),
         (json.dumps([clinical_record(i) for i in range(501)]), 413, "payload_too_large"),
         ("[" + " " * 1_048_577 + "]", 413, "payload_too_large"),
+        ("[" * 5000 + "]" * 5000, 400, "malformed_request"),
+        ("[" * 100_000 + "]" * 100_000, 400, "malformed_request"),
     ],
 )
 def test_bad_requests_get_clear_errors(cloud: LocalCloud, body: str, status: int, error: str) -> None:
@@ -118,6 +127,23 @@ def test_bad_requests_get_clear_errors(cloud: LocalCloud, body: str, status: int
     assert (code, answer["error"]) == (status, error)
     assert answer["request_id"]
     assert stored_lines(cloud, "raw/") == []
+
+
+def test_base64_body_that_is_not_base64_is_400(cloud: LocalCloud) -> None:
+    event = post_records(clinical_record())
+    event["isBase64Encoded"] = True
+    event["body"] = "%%% not base64 %%%"
+    code, body = call(cloud, event)
+    assert (code, body["error"]) == (400, "malformed_request")
+
+
+def test_base64_body_is_decoded(cloud: LocalCloud) -> None:
+    import base64
+
+    event = post_records(clinical_record())
+    event["isBase64Encoded"] = True
+    event["body"] = base64.b64encode(event["body"].encode()).decode()
+    assert call(cloud, event)[0] == 202
 
 
 def test_unsigned_request_is_refused(cloud: LocalCloud) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import boto3
 import pytest
 
 from localcloud.cloud import LocalCloud
@@ -23,10 +24,34 @@ def test_every_function_has_sample_events(logical_id: str) -> None:
     assert list((EVENTS / FUNCTIONS[logical_id]).glob("*.json")), f"events/{FUNCTIONS[logical_id]}/ has no sample"
 
 
+# What each sample must produce: HTTP status, and the lines it leaves in the raw zone and quarantine.
+EXPECTED = {
+    "post_record.json": (202, 1, 0),
+    "post_records_batch.json": (202, 2, 1),
+    "get_openapi.json": (200, 0, 0),
+    "sqs_readings.json": (None, 3, 1),  # three readings of two valid messages, one message out of range
+}
+
+
+def _lines(cloud: LocalCloud, prefix: str) -> int:
+    s3 = boto3.client("s3")
+    bucket = cloud.outputs["RawBucketName"]
+    return sum(
+        len(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read().splitlines())
+        for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    )
+
+
+def test_every_sample_has_an_expectation() -> None:
+    assert {path.name for _, path in SAMPLES} == set(EXPECTED)
+
+
 @pytest.mark.parametrize(("logical_id", "path"), SAMPLES, ids=[f"{f}:{p.name}" for f, p in SAMPLES])
 def test_sample_event_runs_through_the_handler(cloud: LocalCloud, logical_id: str, path: Path) -> None:
+    status, stored, quarantined = EXPECTED[path.name]
     response = cloud.invoke(logical_id, json.loads(path.read_text()))
-    if "statusCode" in response:  # API Gateway proxy response
-        assert response["statusCode"] in {200, 202}, response["body"][:500]
-    else:  # SQS partial batch response: nothing failed item by item
+    if status is None:  # SQS: partial batch response
         assert response == {"batchItemFailures": []}
+    else:
+        assert response["statusCode"] == status, response["body"][:500]
+    assert (_lines(cloud, "raw/"), _lines(cloud, "quarantine/")) == (stored, quarantined)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from dxops.domain.clinical_ingestion import IngestLimits, ingest_clinical_records, parse_ingest_body
+from dxops.domain.clinical_ingestion import IngestLimits, NothingAccepted, ingest_clinical_records, parse_ingest_body
 from dxops.domain.errors import MalformedPayload, PayloadTooLarge
 from tests.fakes import InMemoryObjectStore, StaticKeyProvider
 from tests.records import PATIENT_IDS, clinical_record, with_change
@@ -56,17 +56,48 @@ def test_batch_splits_valid_and_invalid_and_reconciles() -> None:
     assert quarantined[1]["item_type"] == "str"
 
 
-def test_quarantine_keeps_no_identifier_or_free_text() -> None:
+def quarantine_of(*items: object) -> tuple[InMemoryObjectStore, str]:
     store = InMemoryObjectStore()
+    with pytest.raises(NothingAccepted) as refused:
+        ingest_clinical_records(
+            parse_ingest_body(body(list(items)), None, LIMITS), store=store, keys=StaticKeyProvider(), now=NOW
+        )
+    assert refused.value.result.rejected == len(items)
+    return store, b"".join(store.objects.values()).decode() + refused.value.result.model_dump_json()
+
+
+def test_quarantine_keeps_no_identifier_or_free_text() -> None:
     bad = clinical_record(0, notes="Jane Roe, DOB 1961-03-04, lives on Elm St", date_of_birth="1961-03-04")
-    ingest_clinical_records(
-        parse_ingest_body(body([bad]), None, LIMITS), store=store, keys=StaticKeyProvider(), now=NOW
-    )
-    text = b"".join(store.objects.values()).decode()
+    store, text = quarantine_of(bad)
     for secret in (PATIENT_IDS[0], "Jane Roe", "1961-03-04", "Elm St"):
         assert secret not in text
     [line] = store.lines("quarantine/")
     assert len(line["item"]["patient_pseudonym"]) == 64  # linkable for the data team, not identifying
+    assert line["item"]["record_id"] == "rec-00000" and line["item"]["phenotypes"]  # the rest is kept
+
+
+def test_quarantine_keeps_only_fields_the_schema_knows() -> None:
+    """Identifiers hidden anywhere: nested objects, lists, unknown keys, wrong-typed known fields."""
+    nested = clinical_record(0, patient={"name": "Jane Roe", "dob": "1961-03-04"}, aliases=["Jane Roe"])
+    nested["labs"][0]["performer"] = {"who": "Dr Elm St"}
+    wrong_type = clinical_record(1, sex={"given": "Jane Roe"}, history=[{"name": "Jane Roe"}])
+    unknown_key = clinical_record(2, **{"Jane Roe 1961-03-04": 1})
+    bad_unit = with_change(clinical_record(0), "vitals.0.unit", "Jane Roe")
+    bad_code = with_change(clinical_record(1), "history.0", "ICD10:JANEROE")
+    bad_id = clinical_record(2, record_id="Jane Roe 1961-03-04")
+    store, text = quarantine_of(nested, wrong_type, unknown_key, bad_unit, bad_code, bad_id)
+    for secret in ("Jane Roe", "1961-03-04", "Elm St", "JANEROE", *PATIENT_IDS):
+        assert secret not in text, secret
+    lines = store.lines("quarantine/")
+    assert [line["unknown_or_malformed_fields_dropped"] for line in lines[:3]] == [3, 2, 1]
+    assert {e["path"] for e in lines[2]["errors"]} == {"(unknown field)"}
+    assert lines[5]["item_id"] is None  # an invalid record_id is not echoed as the item's id
+    assert lines[3]["item"]["vitals"][0]["value"] == 88  # numbers that failed are evidence: kept
+
+
+def test_a_request_with_no_valid_record_raises_with_its_result() -> None:
+    store, _ = quarantine_of(with_change(clinical_record(), "vitals.0.value", 999))
+    assert len(store.lines("quarantine/")) == 1
 
 
 def test_same_request_writes_the_same_objects() -> None:
@@ -81,16 +112,25 @@ def test_same_request_writes_the_same_objects() -> None:
 
 def test_single_record_without_key_is_idempotent_on_its_record_id() -> None:
     request = parse_ingest_body(body(clinical_record(3)), None, LIMITS)
-    assert request.idempotency_key == "record:site-a:rec-00003"
+    assert request.idempotency_key == "anonymous|record:site-a:rec-00003"
     batch = parse_ingest_body(body([clinical_record(3), clinical_record(4)]), None, LIMITS)
-    assert batch.idempotency_key == f"body:{batch.payload_sha256}"
+    assert batch.idempotency_key == f"anonymous|body:{batch.payload_sha256}"
 
 
-def test_client_idempotency_key_names_the_batch() -> None:
-    a = parse_ingest_body(body(clinical_record()), "client-key-0001", LIMITS)
-    b = parse_ingest_body(body(clinical_record(1)), "client-key-0001", LIMITS)
-    assert a.idempotency_key == b.idempotency_key == "client:client-key-0001"
+def test_client_idempotency_key_names_the_batch_per_caller() -> None:
+    a = parse_ingest_body(body(clinical_record()), "client-key-0001", LIMITS, caller="arn:a")
+    b = parse_ingest_body(body(clinical_record(1)), "client-key-0001", LIMITS, caller="arn:a")
+    other = parse_ingest_body(body(clinical_record()), "client-key-0001", LIMITS, caller="arn:b")
+    assert a.idempotency_key == b.idempotency_key == "arn:a|client:client-key-0001"
+    assert other.idempotency_key != a.idempotency_key
     assert a.payload_sha256 != b.payload_sha256
+
+
+def test_same_content_serialised_differently_is_the_same_request() -> None:
+    record = clinical_record()
+    compact = parse_ingest_body(json.dumps(record).encode(), "k-00000001", LIMITS)
+    pretty = parse_ingest_body(json.dumps(dict(reversed(record.items())), indent=2).encode(), "k-00000001", LIMITS)
+    assert compact.payload_sha256 == pretty.payload_sha256
 
 
 @pytest.mark.parametrize(
@@ -98,6 +138,9 @@ def test_client_idempotency_key_names_the_batch() -> None:
     [
         (b"{not json", MalformedPayload, "not valid JSON at line 1 column 2"),
         (b"\xff\xfe", MalformedPayload, "not valid JSON"),
+        (b"[" * 20_000 + b"]" * 20_000, MalformedPayload, "nesting depth"),
+        (b"1" * 5000, MalformedPayload, "number size"),
+        (b"[" * 40 + b"]" * 40, MalformedPayload, "nests deeper than 32 levels"),
         (b"[]", MalformedPayload, "non-empty array"),
         (b"42", MalformedPayload, "record object"),
         (b"x" * 64_001, PayloadTooLarge, "exceeds the limit of 64000 bytes"),

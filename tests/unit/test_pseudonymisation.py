@@ -34,3 +34,17 @@ def test_pseudonym_is_not_a_plain_hash_of_the_identifier() -> None:
 
 def test_key_never_appears_in_repr() -> None:
     assert "k" * 10 not in repr(KEY)
+
+
+def test_log_filter_erases_phi_named_extras_but_not_the_logger_name() -> None:
+    import logging
+
+    from dxops.observability import PhiFilter
+
+    record = logging.LogRecord("ingest-api", logging.INFO, "app.py", 1, "hello", None, None)
+    record.patient_id = "MRN-1"
+    record.detail = {"batch": "b1", "nested": {"date_of_birth": "1961-03-04"}}
+    assert PhiFilter().filter(record)
+    assert record.name == "ingest-api"
+    assert record.patient_id == "*****"
+    assert record.detail == {"batch": "b1", "nested": {"date_of_birth": "*****"}}

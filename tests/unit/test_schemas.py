@@ -15,7 +15,7 @@ from tests.records import PATIENT_IDS, clinical_record, device_message, with_cha
 def errors_of(model: Any, data: Any) -> dict[str, str]:
     with pytest.raises(ValidationError) as caught:
         model.model_validate(data)
-    from dxops.domain.raw_zone import field_errors
+    from dxops.domain.quarantine import field_errors
 
     return {e.path: e.message for e in field_errors(caught.value)}
 
@@ -40,7 +40,8 @@ def test_alternative_hpo_id_maps_to_primary_term() -> None:
         ("phenotypes.1.hpo_id", "HP:9999999", "phenotypes[1].hpo_id", "unknown HPO term HP:9999999"),
         ("phenotypes.1.hpo_id", "HP:12", "phenotypes[1].hpo_id", "should match pattern"),
         ("vitals.0.value", 900, "vitals[0]", "outside the plausible range"),
-        ("vitals.0.unit", "bpm", "vitals[0]", "unit 'bpm' is not accepted"),
+        ("vitals.0.unit", "bpm", "vitals[0].unit", "Input should be '/min'"),
+        ("vitals.0.unit", "%", "vitals[0]", "this unit is not accepted for heart_rate"),
         ("labs.0.loinc", "2345-8", "labs[0].loinc", "wrong check digit"),
         ("labs.0.value", "high", "labs[0].value", "valid number"),
         ("labs.0.reference_low", 9.0, "labs[0]", "reference_low is greater"),
@@ -77,8 +78,19 @@ def test_direct_identifiers_are_refused_by_name(key: str) -> None:
     assert "direct identifiers are not accepted" in errors["(root)"]
 
 
-def test_unknown_field_is_refused() -> None:
-    assert "extra_field" in errors_of(ClinicalRecord, clinical_record(extra_field=1))
+def test_unknown_field_is_refused_without_naming_it() -> None:
+    # The key itself could be PHI ("Jane Roe": ...): the path says only that a field is unknown.
+    assert errors_of(ClinicalRecord, clinical_record(extra_field=1)) == {
+        "(unknown field)": "Extra inputs are not permitted"
+    }
+
+
+def test_measurement_units_literal_matches_the_measurement_table() -> None:
+    import typing
+
+    from dxops.vocab.measurements import MEASUREMENTS, UcumUnit
+
+    assert set(typing.get_args(UcumUnit)) == {unit for kind in MEASUREMENTS.values() for unit in kind.units}
 
 
 def test_wrong_top_level_type_is_refused() -> None:

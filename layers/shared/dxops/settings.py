@@ -24,7 +24,7 @@ class IngestApiSettings(BaseSettings):
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=3)
     idempotency_expiry_seconds: int = Field(default=86_400, alias="IDEMPOTENCY_EXPIRY_SECONDS", gt=0)
     max_batch_items: int = Field(default=500, alias="MAX_BATCH_ITEMS", gt=0, le=5000)
-    max_body_bytes: int = Field(default=1_048_576, alias="MAX_BODY_BYTES", gt=0, le=6_000_000)
+    max_body_bytes: int = Field(default=1_048_576, alias="MAX_BODY_BYTES", gt=0, le=5_000_000)
 
 
 class IngestDeviceSettings(BaseSettings):

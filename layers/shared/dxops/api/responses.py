@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dxops.domain.raw_zone import RejectedItem
+from dxops.domain.quarantine import RejectedItem
 
 
 class ErrorBody(BaseModel):

@@ -19,13 +19,8 @@ from dxops import SCHEMA_VERSION
 from dxops.adapters.ports import KeyProvider, ObjectStore
 from dxops.domain.errors import MalformedPayload, PayloadTooLarge
 from dxops.domain.pseudonymisation import pseudonymise
-from dxops.domain.raw_zone import (
-    RejectedItem,
-    batch_id_for,
-    reject,
-    write_accepted,
-    write_quarantine,
-)
+from dxops.domain.quarantine import RejectedItem, reject, write_quarantine
+from dxops.domain.raw_zone import batch_id_for, write_accepted
 from dxops.schemas.clinical import ClinicalRecord, PseudonymisedRecord
 
 _record_adapter: TypeAdapter[ClinicalRecord] = TypeAdapter(ClinicalRecord)
@@ -38,6 +33,11 @@ class IngestRequest(BaseModel):
     idempotency_key: str
     payload_sha256: str
     items: list[Any]
+
+    @property
+    def key_kind(self) -> str:
+        """client, record or body: where the idempotency key came from (safe to log)."""
+        return self.idempotency_key.partition("|")[2].partition(":")[0]
 
 
 class IngestResult(BaseModel):
@@ -57,15 +57,24 @@ class IngestLimits:
     max_body_bytes: int
 
 
-def parse_ingest_body(body: bytes, idempotency_key: str | None, limits: IngestLimits) -> IngestRequest:
-    """Turn an HTTP body into a request, or raise PayloadTooLarge / MalformedPayload."""
+def parse_ingest_body(
+    body: bytes, idempotency_key: str | None, limits: IngestLimits, caller: str = "anonymous"
+) -> IngestRequest:
+    """Turn an HTTP body into a request, or raise PayloadTooLarge / MalformedPayload.
+
+    Idempotency keys are scoped to the caller, so two clients can never collide on a key.
+    """
     if len(body) > limits.max_body_bytes:
         raise PayloadTooLarge(f"body of {len(body)} bytes exceeds the limit of {limits.max_body_bytes} bytes")
     try:
         document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        position = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise MalformedPayload(f"body is not valid JSON{position}") from None
+    except json.JSONDecodeError as exc:
+        raise MalformedPayload(f"body is not valid JSON at line {exc.lineno} column {exc.colno}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # not UTF-8, an integer beyond Python's digit limit, nesting too deep to parse
+        raise MalformedPayload("body is not valid JSON (encoding, number size or nesting depth)") from None
+    if _depth_exceeds(document, MAX_JSON_DEPTH):
+        raise MalformedPayload(f"body nests deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(document, dict):
         items = [document]
     elif isinstance(document, list) and document:
@@ -74,14 +83,31 @@ def parse_ingest_body(body: bytes, idempotency_key: str | None, limits: IngestLi
         raise MalformedPayload("body must be a record object or a non-empty array of records")
     if len(items) > limits.max_items:
         raise PayloadTooLarge(f"batch of {len(items)} records exceeds the limit of {limits.max_items} records")
-    payload_sha256 = hashlib.sha256(body).hexdigest()
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise MalformedPayload("Idempotency-Key must be 8 to 128 printable ASCII characters")
+    # The same content serialised differently (spacing, key order) is the same request.
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    payload_sha256 = hashlib.sha256(canonical.encode()).hexdigest()
     return IngestRequest(
-        idempotency_key=_idempotency_key(idempotency_key, items, payload_sha256),
+        idempotency_key=f"{caller}|{_idempotency_key(idempotency_key, items, payload_sha256)}",
         payload_sha256=payload_sha256,
         items=items,
     )
+
+
+MAX_JSON_DEPTH = 32  # a record nests 4 levels; deeper input only costs memory and recursion
+
+
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _idempotency_key(header: str | None, items: list[Any], payload_sha256: str) -> str:
@@ -108,8 +134,7 @@ def ingest_clinical_records(
         try:
             record = _record_adapter.validate_python(item)
         except ValidationError as exc:
-            item_id = item.get("record_id") if isinstance(item, dict) else None
-            rejected.append((reject(index, item_id if isinstance(item_id, str) else None, exc, item), item))
+            rejected.append((reject(index, item.get("record_id") if isinstance(item, dict) else None, exc, item), item))
             continue
         pseudonym = pseudonymise(key, record.source, record.patient_id)
         accepted.append(
@@ -119,9 +144,9 @@ def ingest_clinical_records(
         )
     raw_objects = write_accepted(store, "clinical", accepted, day=now.date(), batch_id=batch_id)
     quarantine_object = write_quarantine(
-        store, "clinical", rejected, key=key, day=now.date(), batch_id=batch_id, received_at=now
+        store, "clinical", ClinicalRecord, rejected, key=key, day=now.date(), batch_id=batch_id, received_at=now
     )
-    return IngestResult(
+    result = IngestResult(
         batch_id=batch_id,
         received=len(request.items),
         accepted=len(accepted),
@@ -131,3 +156,16 @@ def ingest_clinical_records(
         raw_objects=raw_objects,
         quarantine_object=quarantine_object,
     )
+    if not accepted:
+        # Raised, not returned: the idempotency layer keeps no record of a request that stored
+        # nothing, so the client can fix its records and send them again under the same key.
+        raise NothingAccepted(result)
+    return result
+
+
+class NothingAccepted(Exception):
+    """No record of the request was valid; every one is quarantined (result says why)."""
+
+    def __init__(self, result: IngestResult) -> None:
+        super().__init__(f"none of {result.received} records was valid")
+        self.result = result

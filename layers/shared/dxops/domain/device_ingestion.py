@@ -18,14 +18,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from dxops import SCHEMA_VERSION
 from dxops.adapters.ports import KeyProvider, ObjectStore
 from dxops.domain.pseudonymisation import pseudonymise
-from dxops.domain.raw_zone import (
-    FieldError,
-    RejectedItem,
-    batch_id_for,
-    reject,
-    write_accepted,
-    write_quarantine,
-)
+from dxops.domain.quarantine import FieldError, RejectedItem, reject, safe_item_id, write_quarantine
+from dxops.domain.raw_zone import batch_id_for, write_accepted
 from dxops.schemas.device import DeviceMessage, PseudonymisedReading
 
 _message_adapter: TypeAdapter[DeviceMessage] = TypeAdapter(DeviceMessage)
@@ -95,19 +89,21 @@ def ingest_device_messages(
         try:
             payload = _decode(queued.body)
             message = _message_adapter.validate_python(payload)
+            pseudonym = pseudonymise(key, message.source, message.patient_id)
+            message_readings = _readings(message, pseudonym, key.key_id, now)
         except _Undecodable as exc:
             error = FieldError(path="(root)", message=str(exc), type="json_invalid")
-            rejected.append((RejectedItem(index=index, item_id=queued.message_id, errors=[error]), None))
+            rejected.append((RejectedItem(index=index, item_id=safe_item_id(queued.message_id), errors=[error]), None))
             continue
         except ValidationError as exc:
+            # from the message, or from a reading built of it: either way this message alone is refused
             rejected.append((reject(index, queued.message_id, exc, payload), payload))
             continue
         accepted_messages += 1
-        pseudonym = pseudonymise(key, message.source, message.patient_id)
-        readings.extend(_readings(message, pseudonym, key.key_id, now))
+        readings.extend(message_readings)
     raw_objects = write_accepted(store, "device", readings, day=now.date(), batch_id=batch_id)
     quarantine_object = write_quarantine(
-        store, "device", rejected, key=key, day=now.date(), batch_id=batch_id, received_at=now
+        store, "device", DeviceMessage, rejected, key=key, day=now.date(), batch_id=batch_id, received_at=now
     )
     return DeviceIngestResult(
         batch_id=batch_id,

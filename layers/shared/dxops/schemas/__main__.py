@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -24,7 +25,9 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for name, model in EXPORTED.items():
-        mode = "validation" if model in (ClinicalRecord, DeviceMessage) else "serialization"
+        mode: Literal["validation", "serialization"] = (
+            "validation" if model in (ClinicalRecord, DeviceMessage) else "serialization"
+        )
         path = args.out / f"{name}.schema.json"
         path.write_text(json.dumps(model.model_json_schema(mode=mode), indent=2) + "\n")
         print(path)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from dxops.vocab.measurements import MeasurementName, check_measurement
+from dxops.vocab.measurements import MeasurementName, UcumUnit, check_measurement
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
 SiteId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9\-]*$")]
@@ -87,7 +87,7 @@ class Measurement(StrictModel):
 
     name: MeasurementName
     value: FiniteFloat
-    unit: str = Field(max_length=16, description="UCUM unit, e.g. /min, %, Cel, mm[Hg], mg/dL")
+    unit: UcumUnit = Field(description="UCUM unit accepted for the measurement (see vocab/measurements.py)")
 
     @model_validator(mode="after")
     def _plausible(self) -> Measurement:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from dxops.schemas.common import Identifier, Measurement, PatientIdentifier, Pseudonym, SiteId, StrictModel
+from dxops.schemas.common import Measurement, PatientIdentifier, Pseudonym, SiteId, StrictModel
 
 MAX_READINGS_PER_MESSAGE = 1000
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -38,7 +38,7 @@ class DeviceMessage(StrictModel):
     refuses_direct_identifiers: ClassVar[bool] = True
 
     device_id: DeviceId
-    received_at: int = Field(ge=0, description="IoT Core receive time, epoch milliseconds")
+    received_at: int = Field(ge=0, lt=10**13, description="IoT Core receive time, epoch milliseconds")
     source: SiteId
     patient_id: PatientIdentifier = Field(description="Identifier of the patient the device is bound to")
     readings: list[DeviceReading] = Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)
@@ -56,7 +56,9 @@ class DeviceMessage(StrictModel):
 class PseudonymisedReading(StrictModel):
     """A reading as stored in the raw zone, one NDJSON line per reading."""
 
-    reading_id: Identifier = Field(description="Deterministic: device, timestamp; duplicates collapse in ETL")
+    reading_id: str = Field(
+        max_length=160, description="<device id>:<epoch ms>: deterministic, so replays collapse in ETL"
+    )
     device_id: DeviceId
     source: SiteId
     patient_pseudonym: Pseudonym

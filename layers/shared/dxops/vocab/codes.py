@@ -17,9 +17,9 @@ def check_code(value: str) -> str:
     system, _, code = value.partition(":")
     pattern = CODE_PATTERNS.get(system)
     if pattern is None:
-        raise ValueError(f"unknown code system {system!r}; expected one of {sorted(CODE_PATTERNS)}")
+        raise ValueError(f"unknown code system; expected one of {sorted(CODE_PATTERNS)}")
     if not pattern.fullmatch(code):
-        raise ValueError(f"{code!r} is not a valid {system} code")
+        raise ValueError(f"not a valid {system} code")
     return value
 
 

@@ -26,6 +26,8 @@ MeasurementName = Literal[
     "body_height",
 ]
 
+UcumUnit = Literal["/min", "%", "Cel", "[degF]", "mm[Hg]", "mg/dL", "mmol/L", "kg", "[lb_av]", "cm", "[in_i]"]
+
 MEASUREMENTS: dict[str, MeasurementKind] = {
     "heart_rate": MeasurementKind("8867-4", {"/min": (20, 300)}),
     "spo2": MeasurementKind("59408-5", {"%": (50, 100)}),
@@ -42,7 +44,7 @@ MEASUREMENTS: dict[str, MeasurementKind] = {
 def check_measurement(name: str, value: float, unit: str) -> None:
     kind = MEASUREMENTS[name]
     if unit not in kind.units:
-        raise ValueError(f"unit {unit!r} is not accepted for {name}; expected one of {sorted(kind.units)}")
+        raise ValueError(f"this unit is not accepted for {name}; expected one of {sorted(kind.units)}")
     low, high = kind.units[unit]
     if not low <= value <= high:
         raise ValueError(f"{name} {value} {unit} is outside the plausible range [{low}, {high}]")
