@@ -1,16 +1,17 @@
 """Simulated vital-sign devices that publish readings over real MQTT, locally or to AWS IoT Core.
 
-Each device is bound to one patient at one site and publishes to
-``dxops/devices/<device id>/readings`` what a real device would: a JSON object with ``source``,
-``patient_id`` and ``readings`` (or one reading in the flat form). It does not send
-``device_id`` or ``received_at``: the IoT topic rule adds them (see dxops.schemas.device).
+Each device is bound to one patient at one site (the binding is registered through the API,
+PUT /devices/{device_id}/binding: see `bindings`) and publishes to
+``dxops/devices/<device id>/readings`` what a real device would: a JSON object with ``readings``
+(or one reading in the flat form) and nothing about the patient. It does not send ``device_id``
+or ``received_at``: the IoT topic rule adds them (see dxops.schemas.device).
 
 Generation is pure and deterministic (same seed and start, same bytes), separate from
 publishing, so tests can check the data without a broker. Values follow a per-patient
 baseline, a mean-reverting random walk, measurement noise and a circadian cycle, and always
 stay inside the plausible ranges of dxops.vocab.measurements; ``invalid_rate`` asks for some
-deliberately bad messages (out of range, wrong unit, missing patient, malformed JSON...) to
-exercise quarantine and the rule's error action.
+deliberately bad messages (out of range, wrong unit, a patient identifier sent by the device,
+malformed JSON...) to exercise the quarantine.
 
 Patient identifiers are PHI by contract: nothing here logs or prints them.
 """
@@ -286,11 +287,16 @@ def _encode(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def _message_document(device: DeviceSpec, readings: list[dict[str, Any]], flat: bool) -> dict[str, Any]:
+def _message_document(readings: list[dict[str, Any]], flat: bool) -> dict[str, Any]:
     if flat:
         (reading,) = readings
-        return {"source": device.site, "patient_id": device.patient_id, **reading}
-    return {"source": device.site, "patient_id": device.patient_id, "readings": readings}
+        return dict(reading)
+    return {"readings": readings}
+
+
+def bindings(devices: Sequence[DeviceSpec]) -> dict[str, dict[str, str]]:
+    """Body of PUT /devices/{device_id}/binding for each device (contains patient identifiers)."""
+    return {device.device_id: {"source": device.site, "patient_id": device.patient_id} for device in devices}
 
 
 def generate_device_messages(device: DeviceSpec, config: SimulationConfig) -> list[SimulatedMessage]:
@@ -300,7 +306,7 @@ def generate_device_messages(device: DeviceSpec, config: SimulationConfig) -> li
     messages: list[SimulatedMessage] = []
     for index, offset in enumerate(range(0, len(readings), config.batch)):
         chunk = readings[offset : offset + config.batch]
-        document = _message_document(device, chunk, config.flat)
+        document = _message_document(chunk, config.flat)
         # Two draws per message whatever the rate, and a separate stream to damage a message:
         # a message invalid at one rate is invalid, the same way, at any higher rate.
         draw, defect = defect_rng.random(), defect_rng.choice(DEFECTS)
@@ -362,8 +368,9 @@ def _unknown_measurement(document: dict[str, Any], rng: random.Random) -> None:
     _pick_measurement(document, rng)["name"] = "blood_alcohol"
 
 
-def _missing_patient_id(document: dict[str, Any], _rng: random.Random) -> None:
-    del document["patient_id"]
+def _identifier_sent(document: dict[str, Any], _rng: random.Random) -> None:
+    # A misconfigured device that sends a patient identifier: refused, never stored.
+    document["patient_id"] = "MRN-SENT-BY-DEVICE"
 
 
 def _future_timestamp(document: dict[str, Any], rng: random.Random) -> None:
@@ -379,7 +386,7 @@ _DEFECT_EDITS: Final[dict[str, Callable[[dict[str, Any], random.Random], None]]]
     "out_of_range": _out_of_range,
     "wrong_unit": _wrong_unit,
     "unknown_measurement": _unknown_measurement,
-    "missing_patient_id": _missing_patient_id,
+    "identifier_sent": _identifier_sent,
     "future_timestamp": _future_timestamp,
     "free_text": _free_text,
 }
@@ -390,7 +397,7 @@ def _defective(
     device: DeviceSpec, document: dict[str, Any], readings: int, defect: str, rng: random.Random
 ) -> SimulatedMessage:
     if defect == "malformed_json":
-        # A truncated upload: not JSON at all, so the topic rule (not the ingest function) rejects it.
+        # A truncated upload: not JSON at all; the rule passes it on (base64) to the quarantine.
         encoded = _encode(document)
         return SimulatedMessage(device.device_id, device.topic, encoded[: len(encoded) // 2], None, readings, defect)
     broken = copy.deepcopy(document)

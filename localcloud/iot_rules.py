@@ -13,6 +13,8 @@ Supported SQL::
 - items: ``*`` (the whole JSON payload object), or an expression with ``AS name``; a plain
   attribute may omit ``AS`` (the key is its last segment, as on AWS). Later items overwrite
   earlier keys, so ``SELECT *, topic(3) AS device_id`` cannot be spoofed by the payload.
+- ``encode(*, 'base64')``: the raw payload in base64 (no JSON needed), as AWS documents for
+  binary payloads.
 - expressions: attributes (``a``, ``a.b.c``), literals ('string', 42, 1.5, true, false, null),
   ``topic()``, ``topic(n)`` (1-based; beyond the last level is Undefined), ``timestamp()``
   (epoch ms of the rules engine), ``clientid()``, comparisons ``= <> < > <= >=``, ``AND``,
@@ -35,7 +37,8 @@ silently. Numbers compare by value (10 = 10.0), as in SQL version 2016-03-23.
 Not supported (raises `RuleSqlError` when the rule is parsed): arithmetic, ``IN``, ``LIKE``,
 ``IS [NOT] NULL``, ``BETWEEN``, ``CASE``, ``!=`` (IoT SQL spells it ``<>``), double-quoted or
 backticked identifiers, array indexing, ``attr.*``, nested SELECTs, ``SELECT VALUE`` (a syntax
-error here) and every function other than ``topic``, ``timestamp`` and ``clientid``.
+error here) and every function other than ``topic``, ``timestamp``, ``clientid`` and
+``encode(*, 'base64')`` (the payload's bytes in base64, JSON or not: what dxops's rule uses).
 Expressions other than plain attributes need ``AS``. Binary (non-JSON) payloads are not passed
 through by ``SELECT *``.
 """
@@ -173,7 +176,7 @@ _UNSUPPORTED_CHARS: Final = {
     "|": "string concatenation is not supported",
     "'": "unterminated string literal",
 }
-_FUNCTIONS: Final = ("topic", "timestamp", "clientid")
+_FUNCTIONS: Final = ("topic", "timestamp", "clientid", "encode")
 
 
 class _Token(NamedTuple):
@@ -420,6 +423,8 @@ class _Parser:
                 f"function {name_token.text}() is not supported (supported: {', '.join(_FUNCTIONS)})", name_token
             )
         self._expect_punct("(")
+        if name == "encode":
+            return self._encode_call(name_token)
         args: list[int] = []
         if not self._accept_punct(")"):
             args.append(self._int_argument())
@@ -431,6 +436,16 @@ class _Parser:
         if name == "topic" and (len(args) > 1 or (args and args[0] < 1)):
             raise self._error("topic() takes no argument or one level number >= 1 (1-based)", name_token)
         return _Call(name, tuple(args))
+
+    def _encode_call(self, name_token: _Token) -> _Call:
+        # Only the form AWS documents for binary payloads: encode(*, 'base64').
+        self._expect_punct("*")
+        self._expect_punct(",")
+        encoding = self._next()
+        if encoding.kind != "string" or encoding.text[1:-1] != "base64":
+            raise self._error("encode() supports only encode(*, 'base64')", encoding)
+        self._expect_punct(")")
+        return _Call("encode", ())
 
     def _int_argument(self) -> int:
         token = self._next()
@@ -450,6 +465,7 @@ class _Context:
     now_ms: int
     client_id: str | None
     document: Any  # parsed payload, or UNDEFINED when the rule does not read it
+    payload: bytes = b""  # the raw payload, for encode(*, 'base64')
 
 
 _ORDERINGS: Final[dict[str, Callable[[Decimal, Decimal], bool]]] = {
@@ -514,6 +530,8 @@ def _logic(op: str, left: Any, right: Any) -> bool | _UndefinedType:
 
 
 def _call(call: _Call, ctx: _Context) -> Any:
+    if call.name == "encode":
+        return base64.b64encode(ctx.payload).decode("ascii")
     if call.name == "timestamp":
         return ctx.now_ms
     if call.name == "clientid":
@@ -596,7 +614,7 @@ class TopicRule:
         """
         if not self.matches(topic):
             return None
-        ctx = _Context(topic, now_ms, client_id, self._parse_payload(payload))
+        ctx = _Context(topic, now_ms, client_id, self._parse_payload(payload), payload)
         where = self._statement.where
         if where is not None and _to_bool(_evaluate(where, ctx)) is not True:
             return None

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from dxops.domain.pseudonymisation import PseudonymKey
+from dxops.schemas.device import DeviceBinding
 
 
 class InMemoryObjectStore:
@@ -36,3 +37,19 @@ class StaticKeyProvider:
 
     def current_key(self) -> PseudonymKey:
         return self.key
+
+
+class InMemoryDeviceBindings:
+    def __init__(self, *bindings: DeviceBinding) -> None:
+        self.bindings = {b.device_id: b for b in bindings}
+        self.lookups = 0
+
+    def get_many(self, device_ids: set[str]) -> dict[str, DeviceBinding]:
+        self.lookups += 1
+        return {d: self.bindings[d] for d in device_ids if d in self.bindings}
+
+    def put(self, binding: DeviceBinding) -> None:
+        self.bindings[binding.device_id] = binding
+
+    def delete(self, device_id: str) -> bool:
+        return self.bindings.pop(device_id, None) is not None

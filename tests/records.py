@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime as dt
+import json
 from typing import Any
 
 # Distinctive values: tests search logs and stored objects for them.
@@ -46,13 +48,10 @@ def with_change(record: dict[str, Any], path: str, value: Any) -> dict[str, Any]
     return changed
 
 
-def device_message(device: str = "monitor-0001", patient_index: int = 0, readings: int = 2) -> dict[str, Any]:
-    start = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+def device_publication(readings: int = 2, start: dt.datetime | None = None) -> dict[str, Any]:
+    """What a device publishes: readings only, no patient identity."""
+    start = start or dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
     return {
-        "device_id": device,
-        "received_at": 1795600800000,
-        "source": "site-a",
-        "patient_id": PATIENT_IDS[patient_index % len(PATIENT_IDS)],
         "readings": [
             {
                 "timestamp": (start + dt.timedelta(seconds=30 * i)).isoformat(),
@@ -62,5 +61,15 @@ def device_message(device: str = "monitor-0001", patient_index: int = 0, reading
                 ],
             }
             for i in range(readings)
-        ],
+        ]
     }
+
+
+def rule_envelope(payload: object, device: str = "monitor-0001", received_at: int = 1795600800000) -> dict[str, Any]:
+    """What the IoT topic rule queues: the payload in base64, the device id, the receive time."""
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return {"payload": base64.b64encode(raw).decode(), "device_id": device, "received_at": received_at}
+
+
+def binding_request(patient_index: int = 0, source: str = "site-a") -> dict[str, Any]:
+    return {"source": source, "patient_id": PATIENT_IDS[patient_index % len(PATIENT_IDS)]}

@@ -1,4 +1,4 @@
-"""Ingestion API (API Gateway REST, IAM auth): POST /records and GET /openapi.json.
+"""Ingestion API (API Gateway REST, IAM auth): POST /records, device bindings, GET /openapi.json.
 
 Thin handler: read the HTTP request, call the domain function (made idempotent with Powertools and
 DynamoDB), map domain errors to HTTP responses. The domain lives in the shared layer (dxops).
@@ -11,11 +11,13 @@ import binascii
 import json
 import traceback
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError, UnauthorizedError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
@@ -30,7 +32,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import TypeAdapter, ValidationError
 
+from dxops.adapters.dynamodb import DynamoDbDeviceBindings
 from dxops.adapters.s3 import S3ObjectStore
 from dxops.adapters.secrets import SecretsManagerKeyProvider
 from dxops.api.openapi import attach_request_body
@@ -43,14 +47,18 @@ from dxops.domain.clinical_ingestion import (
     ingest_clinical_records,
     parse_ingest_body,
 )
+from dxops.domain.device_binding import bind_device, unbind_device
 from dxops.domain.errors import MalformedPayload, PayloadTooLarge
+from dxops.domain.quarantine import safe_field_errors
 from dxops.observability import logger, metrics, tracer
 from dxops.schemas.clinical import ClinicalRecord
+from dxops.schemas.device import DeviceBinding, DeviceBindingRequest, DeviceId
 from dxops.settings import IngestApiSettings, load_settings
 
 settings = load_settings(IngestApiSettings)
 store = S3ObjectStore(settings.raw_bucket)
 keys = SecretsManagerKeyProvider(settings.pseudonym_secret_id, settings.pseudonym_key_max_age_seconds)
+device_bindings = DynamoDbDeviceBindings(settings.device_bindings_table)
 limits = IngestLimits(max_items=settings.max_batch_items, max_body_bytes=settings.max_body_bytes)
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="idempotency_key",
@@ -59,6 +67,7 @@ idempotency_config = IdempotencyConfig(
 )
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 app = APIGatewayRestResolver(enable_validation=True)
+_device_id_adapter: TypeAdapter[str] = TypeAdapter(DeviceId)
 RETRY_AFTER_SECONDS = "5"
 
 
@@ -143,6 +152,43 @@ def _record(result: IngestResult) -> None:
     )
 
 
+@app.put(
+    "/devices/<device_id>/binding",
+    summary="Bind a device to the patient it measures",
+    description="The patient identifier is pseudonymised at once; readings of the device are attributed to "
+    "the pseudonym. Devices never send patient identity themselves.",
+    tags=["devices"],
+)
+def put_device_binding(device_id: str, binding: Annotated[DeviceBindingRequest, Body()]) -> DeviceBinding:
+    _caller()
+    result = bind_device(_device_id(device_id), binding, store=device_bindings, keys=keys)
+    metrics.add_metric(name="DevicesBound", unit=MetricUnit.Count, value=1)
+    logger.info("device bound", extra={"device_id": result.device_id, "source": result.source})
+    return result
+
+
+@app.delete(
+    "/devices/<device_id>/binding",
+    summary="Unbind a device: its later readings are quarantined until it is bound again",
+    tags=["devices"],
+    responses={204: {"description": "Unbound"}, 404: {"description": "The device was not bound"}},
+)
+def delete_device_binding(device_id: str) -> Response[Any]:
+    _caller()
+    if not unbind_device(_device_id(device_id), store=device_bindings):
+        raise NotFoundError("this device is not bound")
+    metrics.add_metric(name="DevicesUnbound", unit=MetricUnit.Count, value=1)
+    logger.info("device unbound", extra={"device_id": device_id})
+    return Response(status_code=HTTPStatus.NO_CONTENT)
+
+
+def _device_id(value: str) -> str:
+    try:
+        return _device_id_adapter.validate_python(value)
+    except ValidationError:
+        raise BadRequestError("device_id must be an IoT thing name: 1 to 128 of A-Z a-z 0-9 : _ -") from None
+
+
 @app.get("/openapi.json", summary="The OpenAPI document of this API", tags=["meta"], include_in_schema=False)
 def get_openapi() -> dict[str, Any]:
     return openapi_document()
@@ -199,6 +245,24 @@ def _dependency_failed(exc: Exception) -> Response[Any]:
     metrics.add_metric(name="DependencyErrors", unit=MetricUnit.Count, value=1)
     body = error_body("service_unavailable", "storage is unavailable; retry later", _request_id())
     return _json(HTTPStatus.SERVICE_UNAVAILABLE, body, {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response[Any]:
+    # Powertools' own 422 body would echo the input values: rebuild it without them.
+    fields = safe_field_errors(exc.errors(), drop_prefix="body")
+    body = error_body("validation_failed", "the request does not match its schema", _request_id(), fields=fields)
+    return _json(HTTPStatus.UNPROCESSABLE_ENTITY, body)
+
+
+@app.exception_handler(NotFoundError)
+def _not_found(exc: NotFoundError) -> Response[Any]:
+    return _json(HTTPStatus.NOT_FOUND, error_body("not_found", str(exc.msg), _request_id()))
+
+
+@app.exception_handler(BadRequestError)
+def _bad_request(exc: BadRequestError) -> Response[Any]:
+    return _json(HTTPStatus.BAD_REQUEST, error_body("malformed_request", str(exc.msg), _request_id()))
 
 
 @app.exception_handler(UnauthorizedError)

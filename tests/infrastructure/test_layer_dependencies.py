@@ -11,10 +11,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from samtranslator.yaml_helper import yaml_parse
 
 REPO = Path(__file__).resolve().parents[2]
 LAYER = REPO / "layers" / "shared"
 RUNTIME_PROVIDED = ("boto3",)  # the python3.13 Lambda runtime ships boto3 (and its closure)
+_SAM = yaml_parse((REPO / "template.yaml").read_text())
+GLOBAL_ENV = _SAM["Globals"]["Function"]["Environment"]["Variables"]
+FUNCTION_ENV = {
+    Path(r["Properties"]["CodeUri"]).name: r["Properties"].get("Environment", {}).get("Variables", {})
+    for r in _SAM["Resources"].values()
+    if r["Type"] == "AWS::Serverless::Function"
+}
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -54,13 +62,14 @@ def test_handlers_import_with_only_the_layer_and_the_runtime(tmp_path: Path) -> 
             "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
             "assert callable(module.lambda_handler)"
         )
+        # Every variable the template gives the function: its literal value, or a placeholder
+        # where the template refers to a resource or parameter.
+        variables = {**GLOBAL_ENV, **FUNCTION_ENV[handler.parent.name]}
         lambda_env = {
             "PATH": os.environ["PATH"],
             "AWS_DEFAULT_REGION": "eu-west-1",
-            "RAW_BUCKET": "bucket-name",
-            "PSEUDONYM_SECRET_ID": "secret",
-            "IDEMPOTENCY_TABLE": "table-name",
             "POWERTOOLS_TRACE_DISABLED": "true",
+            **{name: value if isinstance(value, str) else "100" for name, value in variables.items()},
         }
         completed = subprocess.run(
             [str(python), "-c", probe], capture_output=True, text=True, env=lambda_env, check=False, cwd=tmp_path

@@ -32,6 +32,17 @@ def post_records(
     return event
 
 
+def put_binding(device_id: str, body: object, signed: bool = True) -> dict[str, Any]:
+    event = load_event("ingest_api/put_device_binding.json")
+    event["path"] = f"/devices/{device_id}/binding"
+    event["pathParameters"] = {"device_id": device_id}
+    event["body"] = body if isinstance(body, str) else json.dumps(body)
+    if not signed:
+        for key in ("userArn", "caller", "user", "accessKey"):
+            event["requestContext"]["identity"][key] = None
+    return event
+
+
 def sqs_event(bodies: list[object]) -> dict[str, Any]:
     event = load_event("ingest_device/sqs_readings.json")
     template = event["Records"][0]

@@ -22,7 +22,8 @@ SCENARIO = r"""
 import json, boto3
 from localcloud.cloud import LocalCloud
 from tests.integration.api_events import post_records, sqs_event
-from tests.records import clinical_record, device_message, with_change
+from tests.integration.api_events import put_binding
+from tests.records import clinical_record, device_publication, rule_envelope, with_change
 
 with LocalCloud.start() as cloud:
     for function in cloud.functions.values():
@@ -51,8 +52,17 @@ with LocalCloud.start() as cloud:
     ]))
     cloud.invoke(api, post_records("{broken " + records[0]["patient_id"]))
     cloud.invoke(api, post_records(clinical_record(1), signed=False))
-    bad = with_change(device_message(patient_index=2), "readings.0.measurements.0.value", 999)
-    cloud.invoke("IngestDeviceFunction", sqs_event([device_message(), bad, "Jane Roe complains of dizziness"]))
+    cloud.invoke(api, put_binding("monitor-0001", {"source": "site-a", "patient_id": records[0]["patient_id"]}))
+    cloud.invoke(api, put_binding("monitor-0002", {"source": "site-a", "patient_id": "Jane Roe"}))
+    cloud.invoke(api, put_binding("monitor-0003", {"source": "site-a", "patient_id": "x", "name": "Jane Roe"}))
+    bad = with_change(device_publication(), "readings.0.measurements.0.value", 999)
+    cloud.invoke("IngestDeviceFunction", sqs_event([
+        rule_envelope(device_publication()),
+        rule_envelope(bad, "monitor-0002"),
+        rule_envelope(b"Jane Roe complains of dizziness"),
+        rule_envelope({**device_publication(), "patient_id": records[1]["patient_id"], "notes": "Jane Roe"}),
+        "Jane Roe complains of dizziness",
+    ]))
     s3 = boto3.client("s3")
     bucket = cloud.outputs["RawBucketName"]
     stored = [s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read().decode()

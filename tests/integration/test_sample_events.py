@@ -29,7 +29,15 @@ EXPECTED = {
     "post_record.json": (202, 1, 0),
     "post_records_batch.json": (202, 2, 1),
     "get_openapi.json": (200, 0, 0),
-    "sqs_readings.json": (None, 3, 1),  # three readings of two valid messages, one message out of range
+    "put_device_binding.json": (200, 0, 0),
+    "delete_device_binding.json": (204, 0, 0),
+    # monitor-0001 (bound first): two readings stored, one message out of range; thermo-0002 unbound
+    "sqs_readings.json": (None, 2, 2),
+}
+# Samples that need another one run first (as they would against a deployed stack).
+PREREQUISITES = {
+    "delete_device_binding.json": ("IngestApiFunction", "ingest_api/put_device_binding.json"),
+    "sqs_readings.json": ("IngestApiFunction", "ingest_api/put_device_binding.json"),
 }
 
 
@@ -49,6 +57,9 @@ def test_every_sample_has_an_expectation() -> None:
 @pytest.mark.parametrize(("logical_id", "path"), SAMPLES, ids=[f"{f}:{p.name}" for f, p in SAMPLES])
 def test_sample_event_runs_through_the_handler(cloud: LocalCloud, logical_id: str, path: Path) -> None:
     status, stored, quarantined = EXPECTED[path.name]
+    if path.name in PREREQUISITES:
+        function, event = PREREQUISITES[path.name]
+        cloud.invoke(function, json.loads((EVENTS / event).read_text()))
     response = cloud.invoke(logical_id, json.loads(path.read_text()))
     if status is None:  # SQS: partial batch response
         assert response == {"batchItemFailures": []}

@@ -11,7 +11,8 @@ import boto3
 from localcloud.cloud import LocalCloud
 from localcloud.event_sources import drain, sqs_mappings
 from localcloud.iot import RuleActions, substitute, topic_rules
-from tests.records import device_message
+from tests.integration.api_events import put_binding
+from tests.records import binding_request, device_publication, rule_envelope
 
 
 def test_substitution_templates_of_action_fields() -> None:
@@ -23,7 +24,7 @@ def test_substitution_templates_of_action_fields() -> None:
 def test_template_rule_and_mapping_are_found(cloud: LocalCloud) -> None:
     [(name, payload)] = topic_rules(cloud).items()
     assert name == "dxops_dev_device_readings"
-    assert "topic(3) AS device_id" in payload["Sql"]
+    assert "topic(3) AS device_id" in payload["Sql"] and "encode(*, 'base64') AS payload" in payload["Sql"]
     [mapping] = sqs_mappings(cloud)
     assert (mapping.function, mapping.batch_size, mapping.reports_item_failures) == ("IngestDeviceFunction", 1000, True)
 
@@ -32,7 +33,8 @@ def test_rule_output_reaches_the_function_through_the_queue(cloud: LocalCloud) -
     [(name, payload)] = topic_rules(cloud).items()
     actions = RuleActions(cloud, payload)
     for i in range(3):
-        actions.on_output(name, {**device_message(f"dev-{i}", i), "received_at": 1_795_600_000_000})
+        assert cloud.invoke("IngestApiFunction", put_binding(f"dev-{i}", binding_request(i)))["statusCode"] == 200
+        actions.on_output(name, rule_envelope(device_publication(), f"dev-{i}"))
     stats = drain(cloud)["IngestDeviceFunctionDeviceReadings"]
     assert (stats.invocations, stats.delivered, stats.deleted) == (1, 3, 3)
     s3 = boto3.client("s3")
@@ -59,7 +61,7 @@ def test_error_action_writes_to_the_quarantine(cloud: LocalCloud) -> None:
 def test_failed_batches_stay_on_the_queue(cloud: LocalCloud) -> None:
     [mapping] = sqs_mappings(cloud)
     sqs = boto3.client("sqs")
-    sqs.send_message(QueueUrl=mapping.queue_url, MessageBody=json.dumps(device_message()))
+    sqs.send_message(QueueUrl=mapping.queue_url, MessageBody=json.dumps(rule_envelope(device_publication())))
     boto3.client("s3").put_bucket_policy(
         Bucket=cloud.outputs["RawBucketName"],
         Policy=json.dumps(

@@ -216,3 +216,21 @@ def test_unsupported_or_invalid_sql_raises_a_clear_error(sql: str, message: str)
 def test_valid_topic_filters(topic_filter: str) -> None:
     validate_topic_filter(topic_filter)  # must not raise
     assert TopicRule(f"SELECT * FROM '{topic_filter}'").topic_filter == topic_filter
+
+
+def test_encode_star_base64_passes_any_payload_through() -> None:
+    import base64
+
+    rule = TopicRule(
+        "SELECT encode(*, 'base64') AS payload, topic(3) AS device_id, timestamp() AS received_at "
+        "FROM 'dxops/devices/+/readings'"
+    )
+    for payload in (b'{"readings": []}', b"not json at all", b"\xff\x00"):
+        out = rule.apply("dxops/devices/dev-1/readings", payload, now_ms=7)
+        assert out == {"payload": base64.b64encode(payload).decode(), "device_id": "dev-1", "received_at": 7}
+
+
+def test_encode_supports_only_the_base64_star_form() -> None:
+    for sql in ("SELECT encode(a, 'base64') FROM 't'", "SELECT encode(*, 'hex') AS x FROM 't'"):
+        with pytest.raises(RuleSqlError):
+            TopicRule(sql)

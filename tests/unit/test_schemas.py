@@ -1,4 +1,4 @@
-"""ClinicalRecord and DeviceMessage: what they accept and how they refuse, with field paths."""
+"""ClinicalRecord and DevicePublication: what they accept and how they refuse, with field paths."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from dxops.schemas import ClinicalRecord, DeviceMessage
+from dxops.schemas import ClinicalRecord, DeviceBindingRequest, DevicePublication
 from dxops.vocab.codes import check_loinc
-from tests.records import PATIENT_IDS, clinical_record, device_message, with_change
+from tests.records import PATIENT_IDS, binding_request, clinical_record, device_publication, with_change
 
 
 def errors_of(model: Any, data: Any) -> dict[str, str]:
@@ -114,12 +114,22 @@ def test_loinc_check_digits_of_common_codes() -> None:
         assert check_loinc(code) == code
 
 
-def test_device_message_batch_and_single_forms() -> None:
-    batch = DeviceMessage.model_validate(device_message(readings=3))
+def test_device_publication_batch_and_single_forms() -> None:
+    batch = DevicePublication.model_validate(device_publication(readings=3))
     assert len(batch.readings) == 3
-    single = {k: v for k, v in device_message(readings=1).items() if k != "readings"}
-    single.update(device_message(readings=1)["readings"][0])
-    assert DeviceMessage.model_validate(single).readings == batch.readings[:1]
+    single = device_publication(readings=1)["readings"][0]
+    assert DevicePublication.model_validate(single).readings == batch.readings[:1]
+
+
+def test_a_device_may_not_send_patient_identity() -> None:
+    errors = errors_of(DevicePublication, {**device_publication(), "patient_id": PATIENT_IDS[0]})
+    assert errors == {"(unknown field)": "Extra inputs are not permitted"}
+
+
+def test_binding_request_refuses_direct_identifiers() -> None:
+    assert DeviceBindingRequest.model_validate(binding_request()).patient_id.get_secret_value() == PATIENT_IDS[0]
+    errors = errors_of(DeviceBindingRequest, {**binding_request(), "name": "Jane Roe"})
+    assert "direct identifiers are not accepted" in errors["(root)"]
 
 
 @pytest.mark.parametrize(
@@ -129,12 +139,11 @@ def test_device_message_batch_and_single_forms() -> None:
         ("readings.0.measurements.0.name", "mood", "readings[0].measurements[0].name"),
         ("readings.0.timestamp", "2026-11-27T09:00:00", "readings[0].timestamp"),  # no time zone
         ("readings.0.timestamp", "2999-01-01T00:00:00Z", "readings[0]"),
-        ("device_id", "a/b", "device_id"),
         ("readings", [], "readings"),
     ],
 )
 def test_bad_device_readings_are_refused_at_their_path(path: str, value: Any, error_path: str) -> None:
-    assert error_path in errors_of(DeviceMessage, with_change(device_message(), path, value))
+    assert error_path in errors_of(DevicePublication, with_change(device_publication(), path, value))
 
 
 def test_json_schema_is_exported_without_identity_leaks() -> None:

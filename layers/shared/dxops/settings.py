@@ -22,13 +22,14 @@ class BaseSettings(BaseModel):
 
 class IngestApiSettings(BaseSettings):
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=3)
+    device_bindings_table: str = Field(alias="DEVICE_BINDINGS_TABLE", min_length=3)
     idempotency_expiry_seconds: int = Field(default=86_400, alias="IDEMPOTENCY_EXPIRY_SECONDS", gt=0)
     max_batch_items: int = Field(default=500, alias="MAX_BATCH_ITEMS", gt=0, le=5000)
     max_body_bytes: int = Field(default=1_048_576, alias="MAX_BODY_BYTES", gt=0, le=5_000_000)
 
 
 class IngestDeviceSettings(BaseSettings):
-    pass
+    device_bindings_table: str = Field(alias="DEVICE_BINDINGS_TABLE", min_length=3)
 
 
 def load_settings(model: type[SettingsT]) -> SettingsT:

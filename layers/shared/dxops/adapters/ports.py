@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from dxops.domain.pseudonymisation import PseudonymKey
+from dxops.schemas.device import DeviceBinding
 
 
 class ObjectStore(Protocol):
@@ -15,3 +16,14 @@ class ObjectStore(Protocol):
 class KeyProvider(Protocol):
     def current_key(self) -> PseudonymKey:
         """The pseudonymisation key in force."""
+
+
+class DeviceBindingStore(Protocol):
+    def get_many(self, device_ids: set[str]) -> dict[str, DeviceBinding]:
+        """The bindings of those devices that are bound."""
+
+    def put(self, binding: DeviceBinding) -> None:
+        """Bind (or re-bind) a device."""
+
+    def delete(self, device_id: str) -> bool:
+        """Unbind a device; False if it was not bound."""

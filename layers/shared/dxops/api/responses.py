@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from dxops.domain.quarantine import RejectedItem
+from dxops.domain.quarantine import FieldError, RejectedItem
 
 
 class ErrorBody(BaseModel):
@@ -14,6 +14,7 @@ class ErrorBody(BaseModel):
     message: str
     request_id: str | None = None
     errors: list[RejectedItem] | None = None
+    fields: list[FieldError] | None = None
 
 
 def error_body(code: str, message: str, request_id: str | None, **extra: Any) -> dict[str, Any]:

@@ -60,10 +60,20 @@ def _safe_loc(err: Any) -> tuple[int | str, ...]:
 
 def field_errors(exc: ValidationError) -> list[FieldError]:
     # include_input=False: rejected values may be PHI and must not reach responses or logs.
-    return [
-        FieldError(path=field_path(_safe_loc(err)), message=err["msg"].removeprefix("Value error, "), type=err["type"])
-        for err in exc.errors(include_input=False, include_url=False)
-    ]
+    return safe_field_errors(exc.errors(include_input=False, include_url=False))
+
+
+def safe_field_errors(errors: Sequence[Any], drop_prefix: str | None = None) -> list[FieldError]:
+    """Pydantic-style error dicts as FieldErrors: path, message, type; never the input value."""
+    result = []
+    for err in errors:
+        loc = tuple(err.get("loc", ()))
+        if drop_prefix and loc[:1] == (drop_prefix,):
+            loc = loc[1:]
+        located = {**err, "loc": loc}
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        result.append(FieldError(path=field_path(_safe_loc(located)), message=message, type=str(err.get("type", ""))))
+    return result
 
 
 def _value_at(item: Any, loc: Sequence[int | str]) -> Any:

@@ -9,11 +9,18 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from dxops.schemas import ClinicalRecord, DeviceMessage, PseudonymisedReading, PseudonymisedRecord
+from dxops.schemas import (
+    ClinicalRecord,
+    DeviceBindingRequest,
+    DevicePublication,
+    PseudonymisedReading,
+    PseudonymisedRecord,
+)
 
 EXPORTED: dict[str, type[BaseModel]] = {
     "clinical_record": ClinicalRecord,
-    "device_message": DeviceMessage,
+    "device_publication": DevicePublication,
+    "device_binding_request": DeviceBindingRequest,
     "raw_clinical_record": PseudonymisedRecord,
     "raw_device_reading": PseudonymisedReading,
 }
@@ -26,7 +33,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for name, model in EXPORTED.items():
         mode: Literal["validation", "serialization"] = (
-            "validation" if model in (ClinicalRecord, DeviceMessage) else "serialization"
+            "validation" if model in (ClinicalRecord, DevicePublication, DeviceBindingRequest) else "serialization"
         )
         path = args.out / f"{name}.schema.json"
         path.write_text(json.dumps(model.model_json_schema(mode=mode), indent=2) + "\n")

@@ -1,8 +1,9 @@
 """Device readings, as a device publishes them over MQTT and as the raw zone stores them.
 
-A device publishes to ``dxops/devices/<thing name>/readings``. The IoT topic rule adds
-``device_id`` (from the topic, so a device cannot speak for another) and ``received_at``
-(epoch milliseconds). One message holds one reading or a batch of readings.
+A device publishes to ``dxops/devices/<thing name>/readings``: one reading or a batch of
+readings, no patient identity. The IoT topic rule wraps each message with ``device_id`` (from the
+topic, so a device cannot speak for another) and ``received_at`` (epoch milliseconds). The device
+function resolves the device's binding to a patient pseudonym and site.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, Field, model_validator
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
 from dxops.schemas.common import Measurement, PatientIdentifier, Pseudonym, SiteId, StrictModel
 
@@ -32,15 +33,13 @@ class DeviceReading(StrictModel):
         return self
 
 
-class DeviceMessage(StrictModel):
-    """One MQTT message after the topic rule: a device's reading or batch of readings."""
+class DevicePublication(StrictModel):
+    """What a device publishes: a reading or a batch of readings, and nothing about the patient.
 
-    refuses_direct_identifiers: ClassVar[bool] = True
+    Devices never send patient identifiers (they could be stolen, and a device could claim any
+    patient): the patient is whoever the device is bound to (PUT /devices/{device_id}/binding).
+    """
 
-    device_id: DeviceId
-    received_at: int = Field(ge=0, lt=10**13, description="IoT Core receive time, epoch milliseconds")
-    source: SiteId
-    patient_id: PatientIdentifier = Field(description="Identifier of the patient the device is bound to")
     readings: list[DeviceReading] = Field(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)
 
     @model_validator(mode="before")
@@ -51,6 +50,35 @@ class DeviceMessage(StrictModel):
             data = dict(data)
             data["readings"] = [{"timestamp": data.pop("timestamp", None), "measurements": data.pop("measurements")}]
         return data
+
+
+class RuleEnvelope(StrictModel):
+    """What the IoT topic rule queues for each MQTT message: the payload untouched (base64, so a
+    payload that is not JSON still reaches the function and its quarantine), the device id taken
+    from the topic and the receive time."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    payload: str = Field(description="base64 of the MQTT payload")
+    device_id: DeviceId
+    received_at: int = Field(ge=0, lt=10**13, description="IoT Core receive time, epoch milliseconds")
+
+
+class DeviceBindingRequest(StrictModel):
+    """Body of PUT /devices/{device_id}/binding: the patient a device measures from now on."""
+
+    refuses_direct_identifiers: ClassVar[bool] = True
+    source: SiteId
+    patient_id: PatientIdentifier
+
+
+class DeviceBinding(StrictModel):
+    """A device's binding as stored and returned: the patient's pseudonym, never the identifier."""
+
+    device_id: DeviceId
+    source: SiteId
+    patient_pseudonym: Pseudonym
+    pseudonym_key_id: str
+    bound_at: dt.datetime
 
 
 class PseudonymisedReading(StrictModel):
