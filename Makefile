@@ -15,7 +15,7 @@ PYTEST_FLAGS ?= -q
 # Packages the python3.13 Lambda runtime already has (boto3's closure): not shipped in the layer.
 RUNTIME_PROVIDED := boto3|botocore|s3transfer|jmespath|python-dateutil|six|urllib3
 
-.PHONY: help venv lock format lint test unit integration infra demo bench schemas build clean
+.PHONY: help venv lock format lint test unit integration infra demo localcloud bench schemas build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ test: lint ## linters and every test (what CI runs)
 
 demo: $(PY) ## run dxops end to end on the local cloud; writes artifacts/demo/summary.json
 	$(PY) -m demo
+
+localcloud: $(PY) ## run the whole template locally (moto server, REST API, MQTT) until Ctrl-C
+	$(PY) -m localcloud
 
 bench: $(PY) ## benchmarks; writes artifacts/bench/*.json
 	$(PY) -m bench

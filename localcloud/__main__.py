@@ -1,0 +1,106 @@
+"""`make localcloud`: run dxops's whole template on this machine until Ctrl-C.
+
+Starts a moto server holding one account (other processes reach it with the printed
+AWS_ENDPOINT_URL and the test credentials), deploys template.yaml into it, serves the REST API
+over HTTP, runs an MQTT broker with the template's IoT rules, polls the SQS event sources, and
+(where the local cloud has them) fires scheduled rules and evaluates alarms on a clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+from localcloud.api_gateway import serve_api
+from localcloud.cloud import LocalCloud
+from localcloud.event_sources import Pollers
+from localcloud.iot import start_rules_bridge, topic_rules
+from localcloud.mqtt_broker import LocalMqttBroker
+
+
+@contextlib.contextmanager
+def _clocks(cloud: LocalCloud) -> Iterator[list[str]]:
+    """Scheduled rules and alarm evaluation on a clock, when those local services exist."""
+    started: list[tuple[Any, str]] = []
+    for module_name, starter in (
+        ("localcloud.events", "start_scheduler"),
+        ("localcloud.cloudwatch", "start_alarm_evaluator"),
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            continue
+        start = getattr(module, starter, None)
+        if start is not None:
+            start(cloud)
+            started.append((module, starter))
+    try:
+        yield [name for _, name in started]
+    finally:
+        for module, _ in started:
+            shutdown = getattr(module, "shutdown", None)
+            if shutdown is not None:
+                shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=5000, help="moto server port (default 5000)")
+    parser.add_argument("--api-port", type=int, default=3000, help="REST API port (default 3000)")
+    parser.add_argument("--mqtt-port", type=int, default=1883, help="MQTT broker port (default 1883)")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+
+    def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    with (
+        LocalCloud.start(server=True, port=args.port) as cloud,
+        serve_api(cloud, port=args.api_port) as api,
+        LocalMqttBroker(port=args.mqtt_port) as broker,
+        _clocks(cloud) as clocks,
+    ):
+        bridge, _ = start_rules_bridge(cloud, broker.host, broker.port)
+        pollers = Pollers(cloud).start()
+        try:
+            _print_summary(cloud, api.base_url(), broker.address, clocks)
+            stop.wait()
+        finally:
+            pollers.stop()
+            bridge.stop()
+    print("local cloud stopped", file=sys.stderr)
+    return 0
+
+
+def _print_summary(cloud: LocalCloud, api_url: str, mqtt: str, clocks: list[str]) -> None:
+    lines = [
+        "dxops local cloud is running (Ctrl-C to stop)",
+        "",
+        f"  AWS endpoint     export AWS_ENDPOINT_URL={cloud.endpoint} AWS_ACCESS_KEY_ID=testing "
+        "AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=eu-west-1",
+        f"  REST API         {api_url}",
+        "                   (SigV4: curl --aws-sigv4 'aws:amz:eu-west-1:execute-api' --user testing:testing ...)",
+        f"  MQTT broker      mqtt://{mqtt}   topic dxops/devices/<device id>/readings",
+        f"  IoT rules        {', '.join(topic_rules(cloud)) or 'none'}",
+        f"  Functions        {', '.join(sorted(cloud.functions))}",
+        f"  Clocks           {', '.join(clocks) or 'none'}",
+        "",
+        "  Stack outputs:",
+        *(f"    {name:24s} {value}" for name, value in sorted(cloud.outputs.items())),
+    ]
+    if cloud.stack.not_emulated:
+        lines += ["", f"  Not emulated (recorded only): {', '.join(cloud.stack.not_emulated)}"]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
