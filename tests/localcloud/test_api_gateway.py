@@ -1,0 +1,96 @@
+"""The template's REST API over real HTTP: routes, SigV4 auth (simulated), throttling, proxy events."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from localcloud.api_gateway import LocalApi, serve_api
+from localcloud.cloud import LocalCloud
+from tests.records import binding_request, clinical_record
+
+CREDENTIALS = Credentials("AKIDHOSPITALETL", "secret")
+
+
+def call(url: str, method: str, body: Any = None, signed: bool = True) -> tuple[int, dict[str, Any], dict[str, str]]:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json"}
+    if signed:  # a real SigV4 signature, as a hospital client would send it
+        request = AWSRequest(method=method, url=url, data=data, headers=headers)
+        SigV4Auth(CREDENTIALS, "execute-api", "eu-west-1").add_auth(request)
+        headers = dict(request.headers.items())
+    http = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(http, timeout=30) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else {}, dict(response.headers.items())
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        return error.code, json.loads(raw) if raw else {}, dict(error.headers.items())
+
+
+@pytest.fixture
+def api(cloud: LocalCloud) -> Iterator[LocalApi]:
+    with serve_api(cloud) as local_api:
+        yield local_api
+
+
+def test_signed_post_reaches_the_handler_with_the_caller_identity(cloud: LocalCloud, api: LocalApi) -> None:
+    status, body, _ = call(f"{api.base_url()}/records", "POST", clinical_record())
+    assert status == 202, body
+    assert body["stored_record_ids"] == ["rec-00000"]
+
+
+def test_unsigned_or_unknown_routes_are_refused_like_api_gateway(api: LocalApi) -> None:
+    assert call(f"{api.base_url()}/records", "POST", clinical_record(), signed=False)[:2] == (
+        403,
+        {"message": "Missing Authentication Token"},
+    )
+    assert call(f"{api.base_url()}/nowhere", "GET")[0] == 403
+    assert call(f"{api.url}/other-stage/records", "POST", clinical_record())[0] == 403
+
+
+def test_path_parameters_and_methods(api: LocalApi) -> None:
+    url = f"{api.base_url()}/devices/monitor-42/binding"
+    status, body, _ = call(url, "PUT", binding_request())
+    assert (status, body["device_id"]) == (200, "monitor-42")
+    assert call(url, "DELETE")[0] == 204
+    assert call(url, "DELETE")[0] == 404
+
+
+def test_handler_error_bodies_and_headers_pass_through(api: LocalApi) -> None:
+    status, body, headers = call(f"{api.base_url()}/records", "POST", [])
+    assert (status, body["error"]) == (400, "malformed_request")
+    assert headers["Content-Type"] == "application/json"
+
+
+def test_stage_throttling_answers_429() -> None:
+    throttled = {"ApiThrottlingRateLimit": "1", "ApiThrottlingBurstLimit": "2"}
+    with LocalCloud.start(parameters=throttled) as cloud, serve_api(cloud) as api:
+        statuses = [call(f"{api.base_url()}/openapi.json", "GET")[0] for _ in range(4)]
+    assert statuses[:2] == [200, 200]
+    assert 429 in statuses[2:]
+
+
+def test_served_against_a_moto_server_shared_with_other_processes() -> None:
+    import os
+    import subprocess
+    import sys
+
+    with LocalCloud.start(server=True) as cloud, serve_api(cloud) as api:
+        assert call(f"{api.base_url()}/records", "POST", clinical_record())[0] == 202
+        probe = (
+            "import boto3; s3 = boto3.client('s3'); "
+            f"print(len(s3.list_objects_v2(Bucket={cloud.outputs['RawBucketName']!r})['Contents']))"
+        )
+        env = {**os.environ, **cloud.environment}
+        other = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+        assert other.stdout.strip() == "1"  # another process sees what the API stored
