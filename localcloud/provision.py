@@ -221,9 +221,10 @@ def iam_role(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
         Path=props.get("Path", "/"),
     )["Role"]
     for policy in props.get("Policies", []):
-        iam.put_role_policy(
-            RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"])
-        )
+        # SAM policy templates (LambdaInvokePolicy, ...) expand without a Version, which IAM's
+        # API (and moto) refuse: CloudFormation fills it in; so does the local deploy.
+        document = {"Version": "2012-10-17", **policy["PolicyDocument"]}
+        iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(document))
     return Physical(name, {"Arn": role["Arn"], "RoleId": role["RoleId"]})
 
 

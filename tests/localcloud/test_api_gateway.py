@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from localcloud.api_gateway import LocalApi, serve_api
 from localcloud.cloud import LocalCloud
+from localcloud.http_client import LOCAL_CREDENTIALS, call_api
 from tests.records import binding_request, clinical_record
-
-CREDENTIALS = Credentials("AKIDHOSPITALETL", "secret")
 
 
 def call(url: str, method: str, body: Any = None, signed: bool = True) -> tuple[int, dict[str, Any], dict[str, str]]:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"}
-    if signed:  # a real SigV4 signature, as a hospital client would send it
-        request = AWSRequest(method=method, url=url, data=data, headers=headers)
-        SigV4Auth(CREDENTIALS, "execute-api", "eu-west-1").add_auth(request)
-        headers = dict(request.headers.items())
-    http = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(http, timeout=30) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else {}, dict(response.headers.items())
-    except urllib.error.HTTPError as error:
-        raw = error.read()
-        return error.code, json.loads(raw) if raw else {}, dict(error.headers.items())
+    # A real SigV4 signature (botocore), as a hospital client sends it.
+    response = call_api(url, method, body, credentials=LOCAL_CREDENTIALS if signed else None)
+    return response.status, response.body, response.headers
 
 
 @pytest.fixture
