@@ -1,5 +1,6 @@
-"""dxops on the local cloud: ingest clinical records through the API handler and device readings
-over real MQTT through the IoT rule, then reconcile what landed in S3.
+"""dxops on the local cloud: clinical records over HTTP (SigV4) to the local REST API, device
+bindings through the API, device readings over real MQTT through the template's IoT rule, then
+reconcile what landed in S3.
 
 Writes artifacts/demo/summary.json.
 """
@@ -27,11 +28,12 @@ from devices.simulator import (
     make_devices,
     publish_messages,
 )
+from localcloud.api_gateway import serve_api
 from localcloud.cloud import LocalCloud
 from localcloud.event_sources import drain
+from localcloud.http_client import call_api
 from localcloud.iot import start_rules_bridge
 from localcloud.mqtt_broker import LocalMqttBroker
-from tests.integration.api_events import post_records, put_binding
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "demo"
 RECORDS, BAD_SHARE, BATCH = 400, 0.08, 100
@@ -59,24 +61,23 @@ def s3_lines(bucket: str, prefix: str) -> list[dict[str, Any]]:
     ]
 
 
-def ingest_clinical(cloud: LocalCloud) -> dict[str, Any]:
+def ingest_clinical(api_url: str) -> dict[str, Any]:
     records, defects = clinical_batch(RECORDS, BAD_SHARE, seed=7)
     step(f"POST /records: {RECORDS} synthetic records in batches of {BATCH} ({len(defects)} defective)")
     accepted = rejected = 0
     statuses: Counter[int] = Counter()
     for start in range(0, RECORDS, BATCH):
-        event = post_records(records[start : start + BATCH], {"Idempotency-Key": f"demo-batch-{start:05d}"})
-        response = cloud.invoke("IngestApiFunction", event)
-        body = json.loads(response["body"])
-        statuses[response["statusCode"]] += 1
-        accepted += body["accepted"]
-        rejected += body["rejected"]
+        key = {"Idempotency-Key": f"demo-batch-{start:05d}"}
+        response = call_api(f"{api_url}/records", "POST", records[start : start + BATCH], headers=key)
+        statuses[response.status] += 1
+        accepted += response.body["accepted"]
+        rejected += response.body["rejected"]
         say(
-            f"  batch {start // BATCH + 1}: HTTP {response['statusCode']}, accepted {body['accepted']}, "
-            f"rejected {body['rejected']}"
+            f"  batch {start // BATCH + 1}: HTTP {response.status}, accepted {response.body['accepted']}, "
+            f"rejected {response.body['rejected']}"
         )
-    retry = cloud.invoke("IngestApiFunction", post_records(records[:BATCH], {"Idempotency-Key": "demo-batch-00000"}))
-    say(f"  retry of batch 1 with the same Idempotency-Key: HTTP {retry['statusCode']} (answered, not stored again)")
+    retry = call_api(f"{api_url}/records", "POST", records[:BATCH], headers={"Idempotency-Key": "demo-batch-00000"})
+    say(f"  retry of batch 1 with the same Idempotency-Key: HTTP {retry.status} (answered, not stored again)")
     return {
         "sent": RECORDS,
         "accepted": accepted,
@@ -86,16 +87,16 @@ def ingest_clinical(cloud: LocalCloud) -> dict[str, Any]:
     }
 
 
-def ingest_devices(cloud: LocalCloud) -> dict[str, Any]:
+def ingest_devices(cloud: LocalCloud, api_url: str) -> dict[str, Any]:
     step(
         f"MQTT: {DEVICES} devices x {READINGS} readings, {READINGS_PER_MESSAGE} per message, "
         f"{DEVICE_INVALID_RATE:.0%} defective messages"
     )
     devices = make_devices(DEVICES, "site-a", seed=7)
     for device_id, body in bindings(devices).items():
-        response = cloud.invoke("IngestApiFunction", put_binding(device_id, body))
-        if response["statusCode"] != 200:
-            raise RuntimeError(f"binding {device_id} failed: HTTP {response['statusCode']}")
+        response = call_api(f"{api_url}/devices/{device_id}/binding", "PUT", body)
+        if response.status != 200:
+            raise RuntimeError(f"binding {device_id} failed: HTTP {response.status}")
     say(f"  PUT /devices/{{id}}/binding for {DEVICES} devices (the API pseudonymises; devices send no identity)")
     with LocalMqttBroker() as broker:
         say(f"  broker mqtt://{broker.address}; IoT rule from template.yaml subscribed")
@@ -159,19 +160,22 @@ def reconcile(cloud: LocalCloud, clinical: dict[str, Any], devices: dict[str, An
 
 def main() -> int:
     started = time.perf_counter()
-    step("Starting the local cloud (moto) and deploying template.yaml")
-    with LocalCloud.start() as cloud:
+    step("Starting the local cloud (moto server) and deploying template.yaml")
+    with LocalCloud.start(server=True) as cloud, serve_api(cloud) as api:
+        api_url = api.base_url()
+        say(f"  {'AWS endpoint':24s} {cloud.endpoint}")
+        say(f"  {'REST API':24s} {api_url}")
         for name, value in cloud.outputs.items():
             say(f"  {name:24s} {value}")
         # Handler logs (JSON, no PHI) would drown the story: they go to artifacts/demo/lambda.log.
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         with open(ARTIFACTS / "lambda.log", "w") as log, contextlib.redirect_stdout(log):
-            clinical = ingest_clinical(cloud)
-            devices = ingest_devices(cloud)
+            clinical = ingest_clinical(api_url)
+            devices = ingest_devices(cloud, api_url)
         result = reconcile(cloud, clinical, devices)
     summary = {
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "backend": "localcloud (moto, in-process)",
+        "backend": "localcloud (moto server, REST API over HTTP, MQTT broker)",
         "ingestion": {"clinical": clinical, "devices": devices, **result},
         "seconds": round(time.perf_counter() - started, 2),
     }
