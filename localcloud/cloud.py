@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import socket
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,6 +81,12 @@ def free_port() -> int:
         return port
 
 
+def _reset(endpoint: str) -> None:
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310 - our server
+    with urllib.request.urlopen(request, timeout=30):  # noqa: S310 - our server
+        pass
+
+
 @contextmanager
 def _moto_server(port: int) -> Iterator[str]:
     """A moto server in this process (so the local runtime can patch its backends)."""
@@ -90,9 +97,14 @@ def _moto_server(port: int) -> Iterator[str]:
         default_user_config[service].update(settings)  # type: ignore[literal-required]
     server.start()
     host, bound = server.get_host_and_port()
+    endpoint = f"http://{host}:{bound}"
+    # moto's backends live in module globals: a server started earlier in this process left its
+    # resources there. Start from an empty account, and leave one.
+    _reset(endpoint)
     try:
-        yield f"http://{host}:{bound}"
+        yield endpoint
     finally:
+        _reset(endpoint)
         server.stop()
         for service, settings in saved.items():
             default_user_config[service] = settings  # type: ignore[literal-required]
