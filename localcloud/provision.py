@@ -234,19 +234,19 @@ def iot_policy(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical
     return Physical(name, {"Arn": policy["policyArn"]})
 
 
-def _camel_keys(value: Any) -> Any:
-    """CloudFormation's PascalCase keys -> the IoT API's camelCase (Sqs -> sqs, QueueUrl -> queueUrl)."""
+def camel_keys(value: Any) -> Any:
+    """CloudFormation's PascalCase keys -> an API's camelCase (Sqs -> sqs, QueueUrl -> queueUrl)."""
     if isinstance(value, dict):
-        return {k[0].lower() + k[1:]: _camel_keys(v) for k, v in value.items()}
+        return {k[0].lower() + k[1:]: camel_keys(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_camel_keys(v) for v in value]
+        return [camel_keys(v) for v in value]
     return value
 
 
 def iot_topic_rule(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
     # Rule names allow only [a-zA-Z0-9_].
     name = props.get("RuleName") or ctx.name(logical_id, max_length=128).replace("-", "_")
-    rule = _camel_keys(props["TopicRulePayload"])
+    rule = camel_keys(props["TopicRulePayload"])
     ctx.client("iot").create_topic_rule(ruleName=name, topicRulePayload=rule)
     return Physical(name, {"Arn": ctx.arn("iot", f"rule/{name}")})
 

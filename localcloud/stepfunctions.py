@@ -64,7 +64,7 @@ from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 
 from localcloud.cloud import REGION, LocalCloud
-from localcloud.provision import Context, register_provisioner
+from localcloud.provision import Context, camel_keys, register_provisioner
 from localcloud.template import Physical
 
 if TYPE_CHECKING:
@@ -154,15 +154,6 @@ def _minimal_problems(document: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _camel_keys(value: Any) -> Any:
-    """CloudFormation's PascalCase keys -> the Step Functions API's camelCase (LoggingConfiguration)."""
-    if isinstance(value, dict):
-        return {k[0].lower() + k[1:]: _camel_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_camel_keys(v) for v in value]
-    return value
-
-
 def state_machine(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
     """AWS::StepFunctions::StateMachine: moto's CloudFormation ignores DefinitionSubstitutions and
     puts machines in its non-executing backend, so the local deploy creates them through the API."""
@@ -189,11 +180,11 @@ def state_machine(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physi
     }
     # Stored for DescribeStateMachine; nothing is logged, traced or encrypted locally.
     if "LoggingConfiguration" in props:
-        args["loggingConfiguration"] = _camel_keys(props["LoggingConfiguration"])
+        args["loggingConfiguration"] = camel_keys(props["LoggingConfiguration"])
     if "TracingConfiguration" in props:
-        args["tracingConfiguration"] = _camel_keys(props["TracingConfiguration"])
+        args["tracingConfiguration"] = camel_keys(props["TracingConfiguration"])
     if "EncryptionConfiguration" in props:
-        args["encryptionConfiguration"] = _camel_keys(props["EncryptionConfiguration"])
+        args["encryptionConfiguration"] = camel_keys(props["EncryptionConfiguration"])
     arn = ctx.client("stepfunctions").create_state_machine(**args)["stateMachineArn"]
     return Physical(arn, {"Arn": arn, "Name": name})
 
