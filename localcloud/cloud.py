@@ -46,18 +46,35 @@ MOTO_CONFIG: dict[str, Any] = {"stepfunctions": {"execute_state_machine": True}}
 SERVICES = ("lambda_service", "stepfunctions", "sagemaker", "events", "cloudwatch", "glue", "api_gateway")
 
 
-def install_services() -> list[str]:
-    installed = []
+def _service_modules() -> list[Any]:
+    modules = []
     for name in SERVICES:
         try:
-            module = importlib.import_module(f"localcloud.{name}")
+            modules.append(importlib.import_module(f"localcloud.{name}"))
         except ModuleNotFoundError as exc:
             if exc.name != f"localcloud.{name}":
                 raise
-            continue
+    return modules
+
+
+def install_services() -> list[str]:
+    installed = []
+    for module in _service_modules():
         module.install()
-        installed.append(name)
+        installed.append(module.__name__)
     return installed
+
+
+def shutdown_services() -> None:
+    """Stop what services run in the background (jobs, model servers, clocks) while moto still
+    answers: a job finishing after moto stopped would fail on its last S3 write."""
+    for module in _service_modules():
+        shutdown = getattr(module, "shutdown", None)
+        if shutdown is not None:
+            try:
+                shutdown()
+            except Exception:  # one service failing to stop must not keep the others running
+                logging.getLogger(__name__).exception("stopping %s failed", module.__name__)
 
 
 @contextmanager
@@ -149,12 +166,18 @@ class LocalCloud:
             try:
                 if server:
                     with _moto_server(port) as endpoint, _environment({"AWS_ENDPOINT_URL": endpoint}):
-                        cloud = cls.deploy(template, parameters)
-                        cloud.endpoint = endpoint
-                        yield cloud
+                        try:
+                            cloud = cls.deploy(template, parameters)
+                            cloud.endpoint = endpoint
+                            yield cloud
+                        finally:
+                            shutdown_services()
                 else:
                     with mock_aws(config=MOTO_CONFIG):  # type: ignore[call-overload]
-                        yield cls.deploy(template, parameters)
+                        try:
+                            yield cls.deploy(template, parameters)
+                        finally:
+                            shutdown_services()
             finally:
                 clear_registry()
 
@@ -177,4 +200,9 @@ class LocalCloud:
             )
             register_function(function)
             functions[logical_id] = function
-        return cls(template=template, stack=stack, functions=functions)
+        cloud = cls(template=template, stack=stack, functions=functions)
+        for module in _service_modules():  # services that follow a deployment (e.g. EMF -> metrics)
+            attach = getattr(module, "attach", None)
+            if attach is not None:
+                attach(cloud)
+        return cloud
