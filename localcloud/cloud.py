@@ -68,7 +68,7 @@ def install_services() -> list[str]:
 def shutdown_services() -> None:
     """Stop what services run in the background (jobs, model servers, clocks) while moto still
     answers: a job finishing after moto stopped would fail on its last S3 write."""
-    for module in _service_modules():
+    for module in reversed(_service_modules()):  # cloudwatch before events: state changes send events
         shutdown = getattr(module, "shutdown", None)
         if shutdown is not None:
             try:

@@ -49,8 +49,15 @@ _OUTPUT_LISTENERS: list[OutputListener] = []
 
 def add_output_listener(listener: OutputListener) -> None:
     """Receive what every function writes to stdout, line by line (what CloudWatch Logs gets on
-    AWS: JSON log lines and EMF metric documents). Cleared when the local cloud stops."""
-    _OUTPUT_LISTENERS.append(listener)
+    AWS: JSON log lines and EMF metric documents). Cleared when the local cloud stops; adding a
+    listener twice keeps one."""
+    if listener not in _OUTPUT_LISTENERS:
+        _OUTPUT_LISTENERS.append(listener)
+
+
+def remove_output_listener(listener: OutputListener) -> None:
+    if listener in _OUTPUT_LISTENERS:
+        _OUTPUT_LISTENERS.remove(listener)
 
 
 class _FunctionStdout(io.TextIOBase):
