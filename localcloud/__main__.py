@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any
 
+from localcloud import cloudwatch, events
 from localcloud.api_gateway import serve_api
 from localcloud.cloud import LocalCloud
 from localcloud.event_sources import Pollers
@@ -26,28 +25,12 @@ from localcloud.mqtt_broker import LocalMqttBroker
 
 
 @contextlib.contextmanager
-def _clocks(cloud: LocalCloud) -> Iterator[list[str]]:
-    """Scheduled rules and alarm evaluation on a clock, when those local services exist."""
-    started: list[tuple[Any, str]] = []
-    for module_name, starter in (
-        ("localcloud.events", "start_scheduler"),
-        ("localcloud.cloudwatch", "start_alarm_evaluator"),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
-            continue
-        start = getattr(module, starter, None)
-        if start is not None:
-            start(cloud)
-            started.append((module, starter))
-    try:
-        yield [name for _, name in started]
-    finally:
-        for module, _ in started:
-            shutdown = getattr(module, "shutdown", None)
-            if shutdown is not None:
-                shutdown()
+def _clocks(cloud: LocalCloud, alarm_interval: float) -> Iterator[list[str]]:
+    """Scheduled rules fire on the wall clock; alarms are evaluated every alarm_interval seconds.
+    Both stop with the local cloud (services' shutdown())."""
+    events.start_scheduler(cloud)
+    cloudwatch.start_alarm_evaluator(alarm_interval)
+    yield ["scheduled rules (real time)", f"alarm evaluation every {alarm_interval:g} s"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=5000, help="moto server port (default 5000)")
     parser.add_argument("--api-port", type=int, default=3000, help="REST API port (default 3000)")
     parser.add_argument("--mqtt-port", type=int, default=1883, help="MQTT broker port (default 1883)")
+    parser.add_argument("--alarm-interval", type=float, default=10.0, help="seconds between alarm evaluations")
     args = parser.parse_args(argv)
     stop = threading.Event()
 
@@ -67,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         LocalCloud.start(server=True, port=args.port) as cloud,
         serve_api(cloud, port=args.api_port) as api,
         LocalMqttBroker(port=args.mqtt_port) as broker,
-        _clocks(cloud) as clocks,
+        _clocks(cloud, args.alarm_interval) as clocks,
     ):
         bridge, _ = start_rules_bridge(cloud, broker.host, broker.port)
         pollers = Pollers(cloud).start()
