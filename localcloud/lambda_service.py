@@ -14,11 +14,15 @@ import json
 import traceback
 from typing import Any
 
-from moto.awslambda.models import LambdaFunction
+import moto.s3.notifications as s3_notifications
+from moto.awslambda.models import LambdaBackend, LambdaFunction
 
+from localcloud import events
 from localcloud.runtime import FunctionError, registered_function
 
 _moto_invoke_lambda = LambdaFunction._invoke_lambda
+_moto_s3_invoke = s3_notifications._invoke_awslambda
+_moto_sns_invoke = LambdaBackend.send_sns_message
 
 
 def _invoke_local(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
@@ -39,6 +43,20 @@ def _invoke_local(self: LambdaFunction, event: Any = None) -> tuple[str, bool, s
     return json.dumps(result), False, ""
 
 
+def _s3_notification(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+    # S3 invokes functions asynchronously: moto did it inside the PutObject request, which in
+    # server mode deadlocks a handler whose own PutObject triggers another function.
+    events.submit(lambda: _moto_s3_invoke(account_id, event_body, fn_arn, region_name))
+
+
+def _sns_notification(self: LambdaBackend, *args: Any, **kwargs: Any) -> None:
+    # SNS delivers to functions asynchronously too (same reason as S3).
+    events.submit(lambda: _moto_sns_invoke(self, *args, **kwargs))
+
+
 def install() -> None:
-    """Route moto's Lambda invocations to the local runtime (idempotent, process-wide)."""
+    """Route moto's Lambda invocations to the local runtime, asynchronous ones (S3 and SNS
+    notifications) through the delivery worker (idempotent, process-wide)."""
     LambdaFunction._invoke_lambda = _invoke_local  # type: ignore[method-assign]
+    s3_notifications._invoke_awslambda = _s3_notification
+    LambdaBackend.send_sns_message = _sns_notification  # type: ignore[method-assign]

@@ -75,6 +75,31 @@ def kms_alias(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
     return Physical(props["AliasName"])
 
 
+_NOTIFICATION_TARGETS = {  # CloudFormation key -> (API key, target key in CFN, target key in the API)
+    "LambdaConfigurations": ("LambdaFunctionConfigurations", "Function", "LambdaFunctionArn"),
+    "QueueConfigurations": ("QueueConfigurations", "Queue", "QueueArn"),
+    "TopicConfigurations": ("TopicConfigurations", "Topic", "TopicArn"),
+}
+
+
+def _bucket_notifications(config: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's NotificationConfiguration in the shape of PutBucketNotificationConfiguration."""
+    result: dict[str, Any] = {}
+    if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+        result["EventBridgeConfiguration"] = {}
+    for cfn_key, (api_key, target, api_target) in _NOTIFICATION_TARGETS.items():
+        entries = []
+        for entry in config.get(cfn_key, []):
+            converted: dict[str, Any] = {api_target: entry[target], "Events": [entry["Event"]]}
+            rules = entry.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+            if rules:
+                converted["Filter"] = {"Key": {"FilterRules": rules}}
+            entries.append(converted)
+        if entries:
+            result[api_key] = entries
+    return result
+
+
 def s3_bucket(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
     s3 = ctx.client("s3")
     name = props.get("BucketName") or ctx.name(logical_id, lower=True)
@@ -93,10 +118,9 @@ def s3_bucket(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
         s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
     if "PublicAccessBlockConfiguration" in props:
         s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"])
-    if props.get("NotificationConfiguration", {}).get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
-        s3.put_bucket_notification_configuration(
-            Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
-        )
+    notifications = _bucket_notifications(props.get("NotificationConfiguration", {}))
+    if notifications:
+        s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration=notifications)
     if _tags(props):
         s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": _tags(props)})
     return Physical(
@@ -281,6 +305,27 @@ def lambda_layer(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physic
     return Physical(ctx.arn("lambda", f"layer:{name}:1"))
 
 
+def lambda_permission(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
+    # Resource policies are not evaluated locally (moto does not either); recorded for Ref only.
+    return Physical(f"{props.get('FunctionName', '')}:{logical_id}")
+
+
+def sns_topic(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
+    name = props.get("TopicName") or ctx.name(logical_id, max_length=256)
+    attributes = {"KmsMasterKeyId": props["KmsMasterKeyId"]} if props.get("KmsMasterKeyId") else {}
+    arn = ctx.client("sns").create_topic(Name=name, Attributes=attributes, Tags=_tags(props))["TopicArn"]
+    for subscription in props.get("Subscription", []):
+        ctx.client("sns").subscribe(TopicArn=arn, Protocol=subscription["Protocol"], Endpoint=subscription["Endpoint"])
+    return Physical(arn, {"TopicArn": arn, "TopicName": name})
+
+
+def sns_subscription(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
+    arn = ctx.client("sns").subscribe(
+        TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"], ReturnSubscriptionArn=True
+    )["SubscriptionArn"]
+    return Physical(arn)
+
+
 def rest_api(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
     api_id = hashlib.sha256(f"{ctx.stack}/{logical_id}".encode()).hexdigest()[:10]
     return Physical(api_id, {"RootResourceId": f"{api_id}-root"})
@@ -301,6 +346,9 @@ PROVISIONERS: dict[str, Provisioner] = {
     "AWS::IoT::TopicRule": iot_topic_rule,
     "AWS::Lambda::Function": lambda_function,
     "AWS::Lambda::LayerVersion": lambda_layer,
+    "AWS::Lambda::Permission": lambda_permission,
+    "AWS::SNS::Topic": sns_topic,
+    "AWS::SNS::Subscription": sns_subscription,
     "AWS::ApiGateway::RestApi": rest_api,
 }
 

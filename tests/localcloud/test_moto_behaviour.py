@@ -58,3 +58,33 @@ def test_conditional_denies_are_not_applied_locally_but_others_are() -> None:
     }
     document = enforceable_statements({"Version": "2012-10-17", "Statement": [TLS_ONLY, plain_deny]})
     assert document["Statement"] == [plain_deny]
+
+
+def test_moto_lambda_invocation_points_the_local_runtime_replaces() -> None:
+    """lambda_service replaces these; if moto renames or reshapes them, invocations would
+    silently go back to moto's Docker path or its synchronous notifications."""
+    import inspect
+
+    import moto
+    import moto.s3.notifications as s3_notifications
+    from moto.awslambda.models import LambdaBackend, LambdaFunction
+
+    from localcloud import lambda_service
+
+    assert moto.__version__ == "5.2.5"
+    assert list(inspect.signature(lambda_service._moto_invoke_lambda).parameters) == ["self", "event"]
+    assert list(inspect.signature(lambda_service._moto_s3_invoke).parameters) == [
+        "account_id",
+        "event_body",
+        "fn_arn",
+        "region_name",
+    ]
+    assert list(inspect.signature(lambda_service._moto_sns_invoke).parameters)[:3] == [
+        "self",
+        "function_name",
+        "message",
+    ]
+    lambda_service.install()
+    assert LambdaFunction._invoke_lambda is lambda_service._invoke_local
+    assert s3_notifications._invoke_awslambda is lambda_service._s3_notification
+    assert LambdaBackend.send_sns_message is lambda_service._sns_notification
