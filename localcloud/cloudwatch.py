@@ -30,7 +30,6 @@ import hashlib
 import json
 import logging
 import math
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from moto.cloudwatch.models import CloudWatchBackend, MetricAggregatedDatum, MetricDatum, cloudwatch_backends
 
 from localcloud import events
+from localcloud.background import Periodic
 from localcloud.provision import ACCOUNT_ID, Context, register_provisioner
 from localcloud.runtime import LocalFunction, add_output_listener, remove_output_listener
 from localcloud.template import Physical
@@ -566,34 +566,21 @@ def _region() -> str:
     return _REGION or events.current_connection().region
 
 
-class AlarmEvaluator:
+class AlarmEvaluator(Periodic):
     """Evaluates the alarms every `interval` seconds (CloudWatch evaluates once a period)."""
 
+    name = "localcloud-alarms"
+
     def __init__(self, interval: float, region: str, connection: events.Connection) -> None:
-        self.interval = interval
+        super().__init__(interval)
         self.region = region
         self.connection = connection
         self.evaluations = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="localcloud-alarms", daemon=True)
 
-    def start(self) -> AlarmEvaluator:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(5)
-
-    def _run(self) -> None:
+    def tick(self) -> None:
         with events.using(self.connection):
-            while not self._stop.wait(self.interval):
-                try:
-                    evaluate_alarms(region=self.region)
-                    self.evaluations += 1
-                except Exception:
-                    logger.exception("alarm evaluation failed")
+            evaluate_alarms(region=self.region)
+        self.evaluations += 1
 
 
 _EVALUATOR: AlarmEvaluator | None = None

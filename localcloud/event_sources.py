@@ -8,20 +8,18 @@ that keep failing to the dead-letter queue.
 
 from __future__ import annotations
 
-import logging
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from localcloud.background import Periodic
 from localcloud.runtime import FunctionError
 
 if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud
 
 SQS_RECEIVE_MAX = 10  # the SQS API's limit per ReceiveMessage call
-LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -140,33 +138,21 @@ def drain(cloud: LocalCloud, max_polls: int = 1000) -> dict[str, PollStats]:
     return result
 
 
-class Pollers:
+class Pollers(Periodic):
     """Background polling of every SQS mapping, as Lambda's pollers do (for servers and the demo)."""
 
+    name = "sqs-pollers"
+
     def __init__(self, cloud: LocalCloud, interval_seconds: float = 1.0) -> None:
+        super().__init__(interval_seconds)
         self.cloud = cloud
-        self.interval = interval_seconds
         self.stats: dict[str, PollStats] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sqs-pollers", daemon=True)
+        self._mappings: list[SqsMapping] | None = None
 
-    def _run(self) -> None:
-        mappings = sqs_mappings(self.cloud)
-        while not self._stop.is_set():
-            delivered = 0
-            for mapping in mappings:
-                stats = self.stats.setdefault(mapping.logical_id, PollStats())
-                try:
-                    delivered += poll_once(self.cloud, mapping, stats)
-                except Exception:  # a poller must survive anything a poll raises, as Lambda's do
-                    LOG.exception("polling %s failed", mapping.logical_id)
-            if not delivered:
-                self._stop.wait(self.interval)
-
-    def start(self) -> Pollers:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+    def tick(self) -> bool:
+        if self._mappings is None:
+            self._mappings = sqs_mappings(self.cloud)
+        delivered = 0
+        for mapping in self._mappings:
+            delivered += poll_once(self.cloud, mapping, self.stats.setdefault(mapping.logical_id, PollStats()))
+        return delivered > 0

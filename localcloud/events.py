@@ -52,6 +52,7 @@ from moto.events.models import Rule, events_backends
 from moto.s3 import notifications as s3_notifications
 from moto.s3.responses import S3Response
 
+from localcloud.background import Periodic
 from localcloud.provision import ACCOUNT_ID, Context, register_provisioner
 from localcloud.template import Physical
 
@@ -1088,11 +1089,14 @@ class _Scheduled:
     next_fire: dt.datetime | None
 
 
-class ScheduleClock:
+class ScheduleClock(Periodic):
     """Fires scheduled rules and schedules on a clock that runs `speedup` times faster than real
     time (rate(5 minutes) at speedup 60 fires every 5 s). Missed fires are skipped, not replayed."""
 
+    name = "localcloud-schedules"
+
     def __init__(self, connection: Connection, speedup: float = 1.0, tick_seconds: float = 0.2) -> None:
+        super().__init__(tick_seconds)
         self.connection = connection
         self.speedup = speedup
         self.tick_seconds = tick_seconds
@@ -1102,20 +1106,9 @@ class ScheduleClock:
         self._entries: dict[tuple[str, str | None, str, str], _Scheduled] = {}  # kind, group, name, expression
         self._discovered: list[tuple[Literal["rule", "schedule"], str, str | None, ScheduleExpression]] = []
         self._discovered_at = -1.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="localcloud-schedules", daemon=True)
 
     def now(self) -> dt.datetime:
         return self.start_time + dt.timedelta(seconds=(time.monotonic() - self.real_start) * self.speedup)
-
-    def start(self) -> ScheduleClock:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(5)
 
     def _discover(self) -> Iterator[tuple[Literal["rule", "schedule"], str, str | None, ScheduleExpression]]:
         events = client("events", self.connection)
@@ -1135,6 +1128,10 @@ class ScheduleClock:
                 yield "schedule", schedule["Name"], schedule["GroupName"], expression
 
     def tick(self) -> None:
+        with using(self.connection):  # on the clock's thread, which must not read os.environ
+            self._fire_due()
+
+    def _fire_due(self) -> None:
         now = self.now()
         if time.monotonic() - self._discovered_at >= DISCOVERY_SECONDS:  # new schedules appear within a second
             self._discovered = list(self._discover())
@@ -1168,14 +1165,6 @@ class ScheduleClock:
             self.fired.append((entry.name, moment))
         except Exception as exc:
             logger.warning("%s %s could not fire: %s", entry.kind, entry.name, _error_code(exc)[0])
-
-    def _run(self) -> None:
-        with using(self.connection):
-            while not self._stop.wait(self.tick_seconds):
-                try:
-                    self.tick()
-                except Exception as exc:
-                    logger.warning("schedule clock tick failed: %s", _error_code(exc)[0])
 
 
 _CLOCK: ScheduleClock | None = None
