@@ -15,7 +15,7 @@ PYTEST_FLAGS ?= -q
 # Packages the python3.13 Lambda runtime already has (boto3's closure): not shipped in the layer.
 RUNTIME_PROVIDED := boto3|botocore|s3transfer|jmespath|python-dateutil|six|urllib3
 
-.PHONY: help venv lock format lint test unit integration infra demo localcloud bench schemas build clean
+.PHONY: help venv lock format lint test unit integration infra demo cohort localcloud bench schemas build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,7 +50,7 @@ format: $(PY) ## format the code
 lint: $(PY) $(CHECKOV_VENV)/bin/checkov ## ruff, mypy, sam validate --lint, cfn-lint, statelint, checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/shared/dxops localcloud devices demo bench tools
+	$(VENV)/bin/mypy layers/shared/dxops localcloud devices cohorts demo bench tools
 	@for handler in functions/*/app.py; do $(VENV)/bin/mypy $$handler || exit 1; done
 	$(VENV)/bin/sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml
@@ -71,6 +71,9 @@ test: lint ## linters and every test (what CI runs)
 
 demo: $(PY) ## run dxops end to end on the local cloud; writes artifacts/demo/summary.json
 	$(PY) -m demo
+
+cohort: $(PY) ## synthetic cohort report; writes artifacts/cohort/report.md and its plot
+	$(PY) -m cohorts report --records 20000 --seed 7 --out artifacts/cohort
 
 localcloud: $(PY) ## run the whole template locally (moto server, REST API, MQTT) until Ctrl-C
 	$(PY) -m localcloud

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["ingest", "localcloud"]
+BENCHMARKS = ["ingest", "localcloud", "simulator"]
 
 
 def main() -> None:

@@ -19,7 +19,8 @@ from typing import Any
 
 import boto3
 
-from demo.clinical_batch import clinical_batch
+from cohorts import CohortConfig, CohortGenerator, build_catalog
+from cohorts.malformed import damage, malformed_choice
 from devices.simulator import (
     MqttEndpoint,
     SimulationConfig,
@@ -61,9 +62,27 @@ def s3_lines(bucket: str, prefix: str) -> list[dict[str, Any]]:
     ]
 
 
+def synthetic_cohort(seed: int = 7) -> tuple[list[dict[str, Any]], dict[int, str], Counter[str]]:
+    """Records of the cohort simulator (HPO-grounded common and rare diseases), BAD_SHARE damaged."""
+    generator = CohortGenerator(
+        CohortConfig(records=RECORDS, seed=seed, monitored_rate=0.0), build_catalog(rare_count=50)
+    )
+    records, defects, kinds = [], {}, Counter[str]()
+    for patient in generator:
+        kinds[patient.kind] += 1
+        defect = malformed_choice(seed, patient.index, BAD_SHARE)
+        records.append(damage(patient.record, defect, seed, patient.index) if defect else patient.record)
+        if defect:
+            defects[patient.index] = defect
+    return records, defects, kinds
+
+
 def ingest_clinical(api_url: str) -> dict[str, Any]:
-    records, defects = clinical_batch(RECORDS, BAD_SHARE, seed=7)
-    step(f"POST /records: {RECORDS} synthetic records in batches of {BATCH} ({len(defects)} defective)")
+    records, defects, kinds = synthetic_cohort()
+    step(
+        f"POST /records: {RECORDS} simulated records ({kinds['common']} common, {kinds['rare']} rare diseases), "
+        f"batches of {BATCH}, {len(defects)} damaged on purpose"
+    )
     accepted = rejected = 0
     statuses: Counter[int] = Counter()
     for start in range(0, RECORDS, BATCH):
@@ -82,7 +101,9 @@ def ingest_clinical(api_url: str) -> dict[str, Any]:
         "sent": RECORDS,
         "accepted": accepted,
         "rejected": rejected,
+        "diseases": dict(kinds),
         "defects_injected": dict(Counter(defects.values())),
+        "duplicates_sent": sum(1 for d in defects.values() if d == "duplicate"),
         "http_statuses": {str(k): v for k, v in sorted(statuses.items())},
     }
 
@@ -142,6 +163,9 @@ def reconcile(cloud: LocalCloud, clinical: dict[str, Any], devices: dict[str, An
     checks = {
         "clinical_sent_equals_stored_plus_quarantined": clinical["sent"]
         == stored["raw_clinical_records"] + stored["quarantined_clinical_records"],
+        # every damaged record is refused, except duplicates (valid records: the ETL deduplicates them)
+        "clinical_quarantined_equal_damaged_records": stored["quarantined_clinical_records"]
+        == sum(clinical["defects_injected"].values()) - clinical["duplicates_sent"],
         "device_published_equals_rule_deliveries_plus_rule_errors": devices["messages_published"]
         == devices["rule_deliveries"] + devices["rule_errors"],
         "device_rule_deliveries_all_processed": devices["rule_deliveries"] == devices["messages_processed_by_function"],
