@@ -21,6 +21,7 @@ from localcloud import events
 from localcloud.runtime import FunctionError, registered_function
 
 _moto_invoke_lambda = LambdaFunction._invoke_lambda
+_moto_function_invoke = LambdaFunction.invoke
 _moto_s3_invoke = s3_notifications._invoke_awslambda
 _moto_sns_invoke = LambdaBackend.send_sns_message
 
@@ -43,6 +44,19 @@ def _invoke_local(self: LambdaFunction, event: Any = None) -> tuple[str, bool, s
     return json.dumps(result), False, ""
 
 
+def _function_invoke(self: LambdaFunction, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
+    # InvocationType=Event is asynchronous on AWS: queue it (moto ran it inside the request, which
+    # deadlocks a handler that invokes another function asynchronously in server mode).
+    headers = {str(k).lower(): v for k, v in dict(request_headers or {}).items()}
+    if headers.get("x-amz-invocation-type") == "Event" and registered_function(self.function_arn) is not None:
+        def run() -> None:
+            _moto_function_invoke(self, body, {}, {})
+
+        events.submit(run)
+        return b""
+    return _moto_function_invoke(self, body, request_headers, response_headers)
+
+
 def _s3_notification(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
     # S3 invokes functions asynchronously: moto did it inside the PutObject request, which in
     # server mode deadlocks a handler whose own PutObject triggers another function.
@@ -55,8 +69,9 @@ def _sns_notification(self: LambdaBackend, *args: Any, **kwargs: Any) -> None:
 
 
 def install() -> None:
-    """Route moto's Lambda invocations to the local runtime, asynchronous ones (S3 and SNS
-    notifications) through the delivery worker (idempotent, process-wide)."""
+    """Route moto's Lambda invocations to the local runtime, asynchronous ones (Event invokes, S3
+    and SNS notifications) through the delivery worker (idempotent, process-wide)."""
     LambdaFunction._invoke_lambda = _invoke_local  # type: ignore[method-assign]
+    LambdaFunction.invoke = _function_invoke  # type: ignore[method-assign]
     s3_notifications._invoke_awslambda = _s3_notification
     LambdaBackend.send_sns_message = _sns_notification  # type: ignore[method-assign]

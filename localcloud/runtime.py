@@ -88,6 +88,18 @@ class _FunctionStdout(io.TextIOBase):
             self.target.flush()
 
 
+class LocalRuntimeBusy(Exception):
+    """The local runtime runs one invocation at a time (functions share this process's environment
+    and modules). Waiting longer than any invocation can take means a deadlock: typically a handler
+    that synchronously invokes another function while the local cloud runs in server mode."""
+
+    def __init__(self, function: str, waited: float) -> None:
+        super().__init__(
+            f"{function}: the local runtime stayed busy for {waited:.0f} s (a handler synchronously invoking "
+            "another function deadlocks in server mode: invoke it asynchronously, or use the in-process mode)"
+        )
+
+
 class FunctionError(Exception):
     def __init__(self, function: str, error: BaseException) -> None:
         super().__init__(f"{function}: {type(error).__name__}: {error}")
@@ -152,41 +164,56 @@ class LocalFunction:
 
     @contextlib.contextmanager
     def _sandbox(self) -> Iterator[None]:
-        with _LOCK:
-            saved_env = os.environ.copy()
-            saved_path = list(sys.path)
-            registry = logging.Logger.manager.loggerDict
-            loggers_before = set(registry)
-            registry.update(self._loggers)
-            outside = {n: m for n, m in sys.modules.items() if _owned(n, m, self._roots)}
-            for name in outside:
-                del sys.modules[name]
-            sys.modules.update(self._modules)
-            os.environ.update(self.environment)
-            os.environ.update(
-                AWS_LAMBDA_FUNCTION_NAME=self.name,
-                AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(self.memory_mb),
-                POWERTOOLS_TRACE_DISABLED="true",  # no X-Ray daemon locally
-            )
-            sys.path[:0] = [str(self.source.code_dir), *map(str, self.source.layer_dirs)]
-            self._stdout.target = sys.stdout
-            saved_stdout, sys.stdout = sys.stdout, self._stdout
-            try:
+        if not _LOCK.acquire(timeout=self.timeout_seconds * 2 + 30):
+            raise FunctionError(self.logical_id, LocalRuntimeBusy(self.logical_id, self.timeout_seconds * 2 + 30))
+        try:
+            with self._isolated():
                 yield
-            finally:
-                sys.stdout = saved_stdout
-                # Loggers are process-global too: the ones this function created (Powertools keys
-                # them by service name) stay with it, bound to the streams of its own cold start.
-                self._loggers.update({n: registry[n] for n in set(registry) - loggers_before})
-                for name in self._loggers:
-                    registry.pop(name, None)
-                self._modules = {n: m for n, m in sys.modules.items() if _owned(n, m, self._roots)}
-                for name in self._modules:
-                    del sys.modules[name]
-                sys.modules.update(outside)
-                sys.path[:] = saved_path
-                os.environ.clear()
-                os.environ.update(saved_env)
+        finally:
+            _LOCK.release()
+
+    @contextlib.contextmanager
+    def _isolated(self) -> Iterator[None]:
+        function_env = {
+            **self.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": self.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.memory_mb),
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
+        }
+        # Only the function's own variables are set and put back: never clear the environment,
+        # which background threads (pollers, clocks, job workers) may be reading meanwhile.
+        saved_env = {key: os.environ.get(key) for key in function_env}
+        saved_path = list(sys.path)
+        registry = logging.Logger.manager.loggerDict
+        loggers_before = set(registry)
+        registry.update(self._loggers)
+        outside = {n: m for n, m in sys.modules.items() if _owned(n, m, self._roots)}
+        for name in outside:
+            del sys.modules[name]
+        sys.modules.update(self._modules)
+        os.environ.update(function_env)
+        sys.path[:0] = [str(self.source.code_dir), *map(str, self.source.layer_dirs)]
+        self._stdout.target = sys.stdout
+        saved_stdout, sys.stdout = sys.stdout, self._stdout
+        try:
+            yield
+        finally:
+            sys.stdout = saved_stdout
+            # Loggers are process-global too: the ones this function created (Powertools keys
+            # them by service name) stay with it, bound to the streams of its own cold start.
+            self._loggers.update({n: registry[n] for n in set(registry) - loggers_before})
+            for name in self._loggers:
+                registry.pop(name, None)
+            self._modules = {n: m for n, m in sys.modules.items() if _owned(n, m, self._roots)}
+            for name in self._modules:
+                del sys.modules[name]
+            sys.modules.update(outside)
+            sys.path[:] = saved_path
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     def _load_handler(self) -> Any:
         module_name, _, attribute = self.source.handler.rpartition(".")

@@ -39,3 +39,27 @@ def test_handler_errors_surface_as_function_errors(cloud: LocalCloud) -> None:
         cloud.invoke("IngestDeviceFunction", {"Records": "not a list"})
     assert caught.value.error_type == "ValidationError"
     assert caught.value.function == "IngestDeviceFunction"
+
+
+def test_background_threads_never_see_the_environment_emptied(cloud: LocalCloud) -> None:
+    """Pollers, clocks and job workers read os.environ while handlers run on other threads."""
+    import threading
+
+    missing: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for key in ("AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID"):
+                if key not in os.environ:
+                    missing.append(key)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for _ in range(20):
+            cloud.invoke("IngestDeviceFunction", load_event("ingest_device/sqs_readings.json"))
+    finally:
+        stop.set()
+        watcher.join()
+    assert missing == []

@@ -63,3 +63,11 @@ def test_eventbridge_rule(paths_cloud: LocalCloud) -> None:
         ]
     )
     assert recorded(paths_cloud) == {"eventbridge": 1}
+
+
+def test_event_invocations_are_asynchronous(paths_cloud: LocalCloud) -> None:
+    response = boto3.client("lambda").invoke(
+        FunctionName=paths_cloud.physical_id("Recorder"), InvocationType="Event", Payload=json.dumps({"async": 1})
+    )
+    assert response["StatusCode"] == 202
+    assert recorded(paths_cloud) == {"direct": 1}  # ran on the delivery worker; flush waited for it
