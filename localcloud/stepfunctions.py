@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -606,3 +607,32 @@ def execution_history(target: LocalCloud | SFNClient, execution_arn: str) -> lis
             if attempts > 1:
                 names.append(current)
     return names
+
+
+def shutdown(timeout: float = 10.0) -> None:
+    """Stop executions still running when the local cloud stops. Their threads would otherwise go
+    on into the next local cloud of this process (same deterministic names) and run its handlers."""
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends  # noqa: PLC0415
+
+    running = []
+    for backend in _all_backends(stepfunctions_parser_backends):
+        for machine in list(backend.state_machines):
+            for execution in list(machine.executions):
+                if execution.status == "RUNNING":
+                    try:
+                        backend.stop_execution(execution.execution_arn)
+                        running.append(execution)
+                    except Exception:  # stopping is best effort: the next start resets moto anyway
+                        LOG.debug("could not stop %s", execution.execution_arn)
+    if not running:
+        return
+    from moto.stepfunctions.parser.utils import TMP_THREADS  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout  # a stopped execution ends at its next state transition
+    for thread in list(TMP_THREADS):
+        if thread.is_alive() and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _all_backends(backend_dict: Any) -> list[Any]:
+    return [backend for regions in list(backend_dict.values()) for backend in list(regions.values())]
