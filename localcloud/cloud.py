@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import socket
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,13 +90,6 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _reset(endpoint: str) -> None:
     request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310 - our server
     with urllib.request.urlopen(request, timeout=30):  # noqa: S310 - our server
@@ -107,7 +99,7 @@ def _reset(endpoint: str) -> None:
 @contextmanager
 def _moto_server(port: int) -> Iterator[str]:
     """A moto server in this process (so the local runtime can patch its backends)."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port or free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)  # 0: the OS picks, no race
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per AWS call otherwise
     saved = {k: dict(v) for k, v in default_user_config.items() if isinstance(v, dict)}
     for service, settings in MOTO_CONFIG.items():

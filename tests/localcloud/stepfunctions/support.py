@@ -3,13 +3,9 @@ data in S3, task tokens from the callback queue, and stand-ins for the job emula
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import subprocess
-import sys
 import tarfile
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +15,6 @@ from typing import Any
 
 import boto3
 from moto.glue.models import FakeJob
-from moto.sagemaker.models import SageMakerModelBackend
 
 from localcloud.cloud import LocalCloud
 
@@ -53,58 +48,6 @@ def started(*, server: bool = False) -> Iterator[LocalCloud]:
 def training_input(program: str) -> dict[str, str]:
     # The SageMaker SDK sends hyperparameters JSON-encoded; the machine does the same (States.JsonToString).
     return {"job_name": unique("train"), "program": program, "training_image": TRAINING_IMAGE}
-
-
-def real_sagemaker_emulation() -> bool:
-    try:
-        return importlib.util.find_spec("localcloud.sagemaker") is not None
-    except ValueError:  # blocked (None in sys.modules): moto's own SageMaker
-        return False
-
-
-def _decoded(value: str) -> str:
-    try:
-        decoded = json.loads(value)
-    except json.JSONDecodeError:
-        return value
-    return decoded if isinstance(decoded, str) else value
-
-
-@contextmanager
-def script_driven_training_jobs() -> Iterator[None]:
-    """Training jobs that fail when their script exits non-zero.
-
-    localcloud.sagemaker (being written) runs the script under the SageMaker container contract;
-    while it is missing, moto completes every job at once. This stand-in runs the job's
-    sagemaker_program from this folder and marks the moto job Failed with the script's last error
-    line, as SageMaker reports an AlgorithmError. With the real emulation present it does nothing."""
-    if real_sagemaker_emulation():
-        yield
-        return
-    original = SageMakerModelBackend.create_training_job
-
-    def create_training_job(self: SageMakerModelBackend, **kwargs: Any) -> Any:
-        job = original(self, **kwargs)
-        program = _decoded(kwargs["hyper_parameters"]["sagemaker_program"])
-        with tempfile.TemporaryDirectory() as model_dir:
-            run = subprocess.run(
-                [sys.executable, "-I", str(TRAINING_CODE / program)],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                env={"SM_MODEL_DIR": model_dir},
-                check=False,
-            )
-        if run.returncode != 0:
-            job.training_job_status = job.secondary_status = "Failed"
-            job.failure_reason = f"AlgorithmError: {run.stderr.strip().splitlines()[-1]}"  # type: ignore[attr-defined]
-        return job
-
-    SageMakerModelBackend.create_training_job = create_training_job  # type: ignore[method-assign,assignment]
-    try:
-        yield
-    finally:
-        SageMakerModelBackend.create_training_job = original  # type: ignore[method-assign]
 
 
 @contextmanager

@@ -17,7 +17,6 @@ from localcloud.cloud import LocalCloud
 from localcloud.stepfunctions import execution_history, run_execution, start_execution, wait_for_execution
 from tests.localcloud.stepfunctions.support import (
     failing_glue_runs,
-    script_driven_training_jobs,
     started,
     task_token,
     training_input,
@@ -98,8 +97,7 @@ def test_the_function_arn_form_reports_the_exception_type_too(sfn_cloud: LocalCl
 
 def test_a_training_job_runs_to_completion(sfn_cloud: LocalCloud) -> None:
     job = training_input("train.py")
-    with script_driven_training_jobs():
-        execution = run_execution(sfn_cloud, "TrainingStateMachine", job)
+    execution = run_execution(sfn_cloud, "TrainingStateMachine", job)  # the script really runs (localcloud.sagemaker)
     training = output(execution)["training"]
     bucket = sfn_cloud.outputs["ArtifactBucketName"]
     assert training["name"] == f"{job['job_name']}-0"
@@ -111,8 +109,7 @@ def test_a_training_job_runs_to_completion(sfn_cloud: LocalCloud) -> None:
 
 def test_a_failed_training_job_is_retried_then_caught(sfn_cloud: LocalCloud) -> None:
     job = training_input("fail.py")
-    with script_driven_training_jobs():
-        execution = run_execution(sfn_cloud, "TrainingStateMachine", job)
+    execution = run_execution(sfn_cloud, "TrainingStateMachine", job)  # fail.py exits non-zero, for real
     result = output(execution)
     assert execution_history(sfn_cloud, execution["executionArn"]) == ["Train", "Train", "TrainingFailed"]
     assert result["outcome"] == "handled"
@@ -166,8 +163,8 @@ def test_a_task_token_success_continues_after_heartbeats(sfn_cloud: LocalCloud) 
     request = unique("approve")
     arn = start_execution(sfn_cloud, "CallbackStateMachine", {"request": request})
     token = task_token(sfn_cloud, request)
-    for _ in range(3):  # 2.4 s in all: longer than HeartbeatSeconds (2), so the heartbeats count
-        time.sleep(0.8)
+    for _ in range(4):  # 4.8 s in all: longer than HeartbeatSeconds (4), so the heartbeats count;
+        time.sleep(1.2)  # 2.8 s of slack per beat for a loaded CI machine
         sfn.send_task_heartbeat(taskToken=token)
     assert boto3.client("stepfunctions").describe_execution(executionArn=arn)["status"] == "RUNNING"
     sfn.send_task_success(taskToken=token, output=json.dumps({"approved_by": "reviewer-1"}))
