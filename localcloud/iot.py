@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from localcloud.iot_rules import IotRulesBridge
+from localcloud.template import Template
 
 if TYPE_CHECKING:
     from localcloud.cloud import LocalCloud
@@ -87,6 +88,16 @@ class RuleActions:
         self.errors += 1
         if self.error_action:
             self._run(self.error_action, error, str(error.get("topic", "")))
+
+
+def template_rule_sql(template: Template) -> dict[str, str]:
+    """Logical id -> SQL of every topic rule in a template, without deploying it (for tests that
+    apply the real rule to messages)."""
+    return {
+        logical_id: str(resource["Properties"]["TopicRulePayload"]["Sql"])
+        for logical_id, resource in template.cfn["Resources"].items()
+        if resource["Type"] == "AWS::IoT::TopicRule"
+    }
 
 
 def topic_rules(cloud: LocalCloud) -> dict[str, dict[str, Any]]:

@@ -32,7 +32,9 @@ from localcloud.mqtt_broker import LocalMqttBroker
 
 pytestmark = pytest.mark.integration
 
-RULE_NAME = "dxops_dev_device_readings"
+# A generic rule for the bridge's own semantics (SELECT * needs a JSON object, errors go to the
+# error action). dxops's deployed rule is tested end to end in test_device_path_end_to_end.py.
+RULE_NAME = "bridge_semantics_rule"
 RULE_SQL = "SELECT *, topic(3) AS device_id, timestamp() AS received_at FROM 'dxops/devices/+/readings'"
 START = dt.datetime(2025, 6, 1, 8, 0, tzinfo=dt.UTC)
 

@@ -27,13 +27,12 @@ from devices.simulator import (
 )
 from dxops.schemas import DevicePublication
 from dxops.vocab.measurements import MEASUREMENTS, check_measurement
+from localcloud.iot import template_rule_sql
 from localcloud.iot_rules import TopicRule
+from localcloud.template import load_template
 
 START = dt.datetime(2025, 6, 1, 0, 0, tzinfo=dt.UTC)
-RULE = TopicRule(
-    "SELECT encode(*, 'base64') AS payload, topic(3) AS device_id, timestamp() AS received_at "
-    "FROM 'dxops/devices/+/readings'"
-)
+RULE = TopicRule(template_rule_sql(load_template())["DeviceTopicRule"])  # the rule template.yaml deploys
 RECEIVED_AT = 1_748_736_000_000
 
 
