@@ -20,7 +20,7 @@ from localcloud import cloudwatch, events
 from localcloud.api_gateway import serve_api
 from localcloud.cloud import LocalCloud
 from localcloud.event_sources import Pollers
-from localcloud.iot import start_rules_bridge, topic_rules
+from localcloud.iot import start_rules_bridge
 from localcloud.mqtt_broker import LocalMqttBroker
 
 
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_summary(cloud: LocalCloud, api_url: str, mqtt: str, clocks: list[str]) -> None:
+    by_type: dict[str, list[str]] = {}
+    for logical_id, kind in sorted(cloud.stack.types.items()):
+        by_type.setdefault(kind, []).append(f"{logical_id} ({cloud.physical_id(logical_id)})")
     lines = [
         "dxops local cloud is running (Ctrl-C to stop)",
         "",
@@ -74,13 +77,13 @@ def _print_summary(cloud: LocalCloud, api_url: str, mqtt: str, clocks: list[str]
         f"  REST API         {api_url}",
         "                   (SigV4: curl --aws-sigv4 'aws:amz:eu-west-1:execute-api' --user testing:testing ...)",
         f"  MQTT broker      mqtt://{mqtt}   topic dxops/devices/<device id>/readings",
-        f"  IoT rules        {', '.join(topic_rules(cloud)) or 'none'}",
-        f"  Functions        {', '.join(sorted(cloud.functions))}",
         f"  Clocks           {', '.join(clocks) or 'none'}",
         "",
-        "  Stack outputs:",
-        *(f"    {name:24s} {value}" for name, value in sorted(cloud.outputs.items())),
+        "  Deployed from template.yaml:",
     ]
+    for kind in sorted(by_type):
+        lines.append(f"    {kind}")
+        lines += [f"      {entry}" for entry in by_type[kind]]
     if cloud.stack.not_emulated:
         lines += ["", f"  Not emulated (recorded only): {', '.join(cloud.stack.not_emulated)}"]
     print("\n".join(lines), flush=True)

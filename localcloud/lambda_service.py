@@ -49,6 +49,7 @@ def _function_invoke(self: LambdaFunction, body: str, request_headers: Any, resp
     # deadlocks a handler that invokes another function asynchronously in server mode).
     headers = {str(k).lower(): v for k, v in dict(request_headers or {}).items()}
     if headers.get("x-amz-invocation-type") == "Event" and registered_function(self.function_arn) is not None:
+
         def run() -> None:
             _moto_function_invoke(self, body, {}, {})
 

@@ -326,6 +326,12 @@ def sns_subscription(ctx: Context, logical_id: str, props: dict[str, Any]) -> Ph
     return Physical(arn)
 
 
+def served_elsewhere(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
+    """Stages, deployments and SQS event source mappings: localcloud.api_gateway and
+    localcloud.event_sources read them from the deployed template; nothing to create in moto."""
+    return Physical(ctx.name(logical_id))
+
+
 def rest_api(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
     api_id = hashlib.sha256(f"{ctx.stack}/{logical_id}".encode()).hexdigest()[:10]
     return Physical(api_id, {"RootResourceId": f"{api_id}-root"})
@@ -350,6 +356,9 @@ PROVISIONERS: dict[str, Provisioner] = {
     "AWS::SNS::Topic": sns_topic,
     "AWS::SNS::Subscription": sns_subscription,
     "AWS::ApiGateway::RestApi": rest_api,
+    "AWS::ApiGateway::Stage": served_elsewhere,
+    "AWS::ApiGateway::Deployment": served_elsewhere,
+    "AWS::Lambda::EventSourceMapping": served_elsewhere,
 }
 
 
