@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Python 3.13 for the Lambdas and the tooling (.python-version); pyenv provides it on these machines.
-PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || ls /root/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | head -1)
+PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || ls "$$(pyenv root 2>/dev/null || echo $(HOME)/.pyenv)"/versions/3.13*/bin/python3.13 2>/dev/null | head -1)
 VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv

@@ -285,19 +285,32 @@ def test_data_key_rotates_and_limits_cloudwatch_logs_to_dxops_log_groups(resourc
     logs = services[0]
     assert render(logs["Principal"]["Service"]) == "logs.<AWS::Region>.amazonaws.com"
     assert all("*" not in action for action in as_list(logs["Action"]))
-    context = render(logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])
-    assert context.endswith(":log-group:/dxops/<Environment>/*")
+    contexts = [render(c) for c in as_list(logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])]
+    assert [c.rsplit(":log-group:", 1)[1] for c in contexts] == [
+        "/dxops/<Environment>/*",
+        "API-Gateway-Execution-Logs_*",
+    ]
 
 
 def test_every_log_group_is_encrypted_retained_and_covered_by_the_key_policy(resources: dict[str, Any]) -> None:
     groups = of_type(resources, "AWS::Logs::LogGroup")
-    assert set(groups) == {"IngestApiAccessLogGroup", "IngestApiLogGroup", "IngestDeviceLogGroup"}
+    assert set(groups) == {
+        "IngestApiAccessLogGroup",
+        "IngestApiExecutionLogGroup",
+        "IngestApiLogGroup",
+        "IngestDeviceLogGroup",
+    }
     for group in groups.values():
         props = group["Properties"]
         assert props["KmsKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
         assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}
         # Must match the key policy's encryption-context condition, or log creation fails.
-        assert render(props["LogGroupName"]).startswith("/dxops/<Environment>/")
+        name = render(props["LogGroupName"])
+        assert name.startswith(("/dxops/<Environment>/", "API-Gateway-Execution-Logs_")), name
+    # The name API Gateway itself gives the execution logs of the stage.
+    assert render(groups["IngestApiExecutionLogGroup"]["Properties"]["LogGroupName"]) == (
+        "API-Gateway-Execution-Logs_<IngestApi>/<Environment>"
+    )
 
 
 # --------------------------------------------------------------------------- functions and IAM
@@ -314,7 +327,9 @@ def test_functions_runtime_layer_tracing_and_own_log_group(
         assert props["Handler"] == "app.lambda_handler", name
         assert props["TracingConfig"] == {"Mode": "Active"}, name
         assert props["KmsKeyArn"] == {"Fn::GetAtt": ["DataKey", "Arn"]}, name
-        assert props["ReservedConcurrentExecutions"] > 0, name
+        # Reserved unless the parameter is 0 (new accounts cannot spare a reservation).
+        reserved = props["ReservedConcurrentExecutions"]["Fn::If"]
+        assert reserved[2] == {"Ref": "AWS::NoValue"}, name
         (layer,) = props["Layers"]
         assert resources[layer["Ref"]]["Type"] == "AWS::Lambda::LayerVersion"
         log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
@@ -546,8 +561,9 @@ def test_device_queue_buffers_with_dlq_and_feeds_batches(
     assert m["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     timeout = functions["IngestDeviceFunction"]["Properties"]["Timeout"]
     assert queue["VisibilityTimeout"] >= 6 * timeout + m["MaximumBatchingWindowInSeconds"]
-    reserved = functions["IngestDeviceFunction"]["Properties"]["ReservedConcurrentExecutions"]
-    assert m["ScalingConfig"]["MaximumConcurrency"] <= reserved, "pollers must not be throttled"
+    reserved = functions["IngestDeviceFunction"]["Properties"]["ReservedConcurrentExecutions"]["Fn::If"]
+    # The pollers' ceiling is the reservation itself when there is one: never throttled into the DLQ.
+    assert m["ScalingConfig"]["MaximumConcurrency"]["Fn::If"][:2] == reserved[:2]
 
 
 # --------------------------------------------------------------------------- outputs and review trail
