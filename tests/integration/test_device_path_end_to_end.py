@@ -6,9 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from typing import Any
-
-import boto3
 
 from devices.simulator import (
     MqttEndpoint,
@@ -23,16 +20,7 @@ from localcloud.event_sources import drain
 from localcloud.iot import start_rules_bridge
 from localcloud.mqtt_broker import LocalMqttBroker
 from tests.integration.api_events import put_binding
-
-
-def _lines(cloud: LocalCloud, prefix: str) -> list[dict[str, Any]]:
-    s3 = boto3.client("s3")
-    bucket = cloud.outputs["RawBucketName"]
-    return [
-        json.loads(line)
-        for obj in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-        for line in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode().splitlines()
-    ]
+from tests.integration.raw_zone import stored_lines
 
 
 def test_readings_reconcile_from_mqtt_to_s3(cloud: LocalCloud) -> None:
@@ -58,7 +46,7 @@ def test_readings_reconcile_from_mqtt_to_s3(cloud: LocalCloud) -> None:
     assert sum(a.errors for a in actions.values()) == 0  # the rule passes every payload on (base64)
     stats = drain(cloud)["IngestDeviceFunctionDeviceReadings"]
     assert stats.deleted == published.messages and stats.failed_invocations == 0
-    stored, quarantined = _lines(cloud, "raw/device/"), _lines(cloud, "quarantine/device/")
+    stored, quarantined = stored_lines(cloud, "raw/device/"), stored_lines(cloud, "quarantine/device/")
     from_bound = [m for m in messages if m.valid and m.device_id != unbound.device_id]
     assert len(stored) == sum(m.readings for m in from_bound)
     assert len(quarantined) == published.messages - len(from_bound)  # defects + the unbound device's messages

@@ -10,6 +10,7 @@ import pytest
 
 from localcloud.cloud import LocalCloud
 from tests.integration.api_events import load_event, post_records
+from tests.integration.raw_zone import stored_lines
 from tests.records import clinical_record, with_change
 
 API = "IngestApiFunction"
@@ -18,17 +19,6 @@ API = "IngestApiFunction"
 def call(cloud: LocalCloud, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     response = cloud.invoke(API, event)
     return response["statusCode"], json.loads(response["body"])
-
-
-def stored_lines(cloud: LocalCloud, prefix: str) -> list[dict[str, Any]]:
-    s3 = boto3.client("s3")
-    bucket = cloud.outputs["RawBucketName"]
-    listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-    return [
-        json.loads(line)
-        for obj in listing
-        for line in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode().splitlines()
-    ]
 
 
 def test_single_record_is_stored(cloud: LocalCloud) -> None:

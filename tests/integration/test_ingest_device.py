@@ -12,20 +12,11 @@ import pytest
 from localcloud.cloud import LocalCloud
 from localcloud.runtime import FunctionError
 from tests.integration.api_events import put_binding, sqs_event
+from tests.integration.raw_zone import stored_lines
 from tests.records import PATIENT_IDS, binding_request, device_publication, rule_envelope, with_change
 
 DEVICE = "IngestDeviceFunction"
 API = "IngestApiFunction"
-
-
-def lines(cloud: LocalCloud, prefix: str) -> list[dict[str, Any]]:
-    s3 = boto3.client("s3")
-    bucket = cloud.outputs["RawBucketName"]
-    return [
-        json.loads(line)
-        for obj in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-        for line in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode().splitlines()
-    ]
 
 
 def bind(cloud: LocalCloud, device: str, patient: int, site: str = "site-a") -> dict[str, Any]:
@@ -74,7 +65,7 @@ def test_messages_reconcile_per_path(cloud: LocalCloud) -> None:
     ]
     result = cloud.invoke(DEVICE, sqs_event([*good, *bad]))
     assert result == {"batchItemFailures": []}
-    stored, quarantined = lines(cloud, "raw/device/"), lines(cloud, "quarantine/device/")
+    stored, quarantined = stored_lines(cloud, "raw/device/"), stored_lines(cloud, "quarantine/device/")
     assert len(stored) == 5 * 4
     assert len(quarantined) == len(bad)
     assert len({s["reading_id"] for s in stored}) == 20
@@ -95,8 +86,8 @@ def test_unbinding_stops_attribution(cloud: LocalCloud) -> None:
     assert cloud.invoke(API, delete)["statusCode"] == 204
     assert cloud.invoke(API, delete)["statusCode"] == 404
     cloud.invoke(DEVICE, sqs_event([rule_envelope(device_publication(), "monitor-1")]))
-    assert lines(cloud, "raw/device/") == []
-    assert [q["errors"][0]["type"] for q in lines(cloud, "quarantine/device/")] == ["unbound_device"]
+    assert stored_lines(cloud, "raw/device/") == []
+    assert [q["errors"][0]["type"] for q in stored_lines(cloud, "quarantine/device/")] == ["unbound_device"]
 
 
 def test_storage_failure_fails_the_batch_for_redelivery(cloud: LocalCloud) -> None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import boto3
 import pytest
 
 from localcloud.cloud import LocalCloud
 from localcloud.template import load_template
+from tests.integration.raw_zone import stored_lines
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 FUNCTIONS = {logical: source.code_dir.name for logical, source in load_template().functions.items()}
@@ -41,15 +41,6 @@ PREREQUISITES = {
 }
 
 
-def _lines(cloud: LocalCloud, prefix: str) -> int:
-    s3 = boto3.client("s3")
-    bucket = cloud.outputs["RawBucketName"]
-    return sum(
-        len(s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read().splitlines())
-        for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
-    )
-
-
 def test_every_sample_has_an_expectation() -> None:
     assert {path.name for _, path in SAMPLES} == set(EXPECTED)
 
@@ -65,4 +56,4 @@ def test_sample_event_runs_through_the_handler(cloud: LocalCloud, logical_id: st
         assert response == {"batchItemFailures": []}
     else:
         assert response["statusCode"] == status, response["body"][:500]
-    assert (_lines(cloud, "raw/"), _lines(cloud, "quarantine/")) == (stored, quarantined)
+    assert (len(stored_lines(cloud, "raw/")), len(stored_lines(cloud, "quarantine/"))) == (stored, quarantined)
