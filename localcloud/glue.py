@@ -133,6 +133,16 @@ def current_settings() -> GlueSettings:
     return _settings
 
 
+@contextlib.contextmanager
+def configured(**changes: Any) -> Iterator[GlueSettings]:
+    """Settings changed for a block (a test's work folder, JVM options), restored after it."""
+    previous = configure(**changes)
+    try:
+        yield current_settings()
+    finally:
+        configure(previous)
+
+
 # --- jobs that run locally ------------------------------------------------------------------
 
 

@@ -34,17 +34,12 @@ NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    previous = glue.configure(
-        workdir=tmp_path_factory.mktemp("glue-etl-runs"), java_options=glue.QUICK_START_JAVA_OPTIONS
-    )
-    try:
-        with LocalCloud.start(template_path=HERE / "template.yaml") as local_cloud:
-            try:
-                yield local_cloud
-            finally:
-                glue.shutdown()
-    finally:
-        glue.configure(previous)
+    # The local cloud stops its Glue runs itself (services' shutdown, while moto still answers).
+    with (
+        glue.configured(workdir=tmp_path_factory.mktemp("glue-etl-runs"), java_options=glue.QUICK_START_JAVA_OPTIONS),
+        LocalCloud.start(template_path=HERE / "template.yaml") as local_cloud,
+    ):
+        yield local_cloud
 
 
 def simulated_raw() -> tuple[list[PseudonymisedRecord], list[PseudonymisedReading]]:

@@ -26,15 +26,12 @@ PLAIN_JOB = "dxops-test-plain"
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    previous = glue.configure(workdir=tmp_path_factory.mktemp("glue-runs"))
-    try:
-        with LocalCloud.start(template_path=TEMPLATE) as local_cloud:
-            try:
-                yield local_cloud
-            finally:
-                glue.shutdown()
-    finally:
-        glue.configure(previous)
+    # The local cloud stops its Glue runs itself (services' shutdown, while moto still answers).
+    with (
+        glue.configured(workdir=tmp_path_factory.mktemp("glue-runs")),
+        LocalCloud.start(template_path=TEMPLATE) as local_cloud,
+    ):
+        yield local_cloud
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import json
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 INDEX_FILE = Path(__file__).with_name("hpo_index.json.gz")
 
@@ -21,24 +21,32 @@ class HpoIndex(NamedTuple):
     release: str
     terms: dict[int, str]
     alternatives: dict[int, int]
-    parents: dict[int, tuple[int, ...]]
+
+
+@cache
+def _raw_index() -> dict[str, Any]:
+    packed = resources.files(__package__ or "dxops.vocab").joinpath(INDEX_FILE.name).read_bytes()
+    raw: dict[str, Any] = json.loads(gzip.decompress(packed))
+    return raw
 
 
 @cache
 def hpo_index() -> HpoIndex:
-    packed = resources.files(__package__ or "dxops.vocab").joinpath(INDEX_FILE.name).read_bytes()
-    raw = json.loads(gzip.decompress(packed))
+    raw = _raw_index()
     return HpoIndex(
         release=raw["release"],
         terms={int(k): v for k, v in raw["terms"].items()},
         alternatives={int(k): int(v) for k, v in raw["alternatives"].items()},
-        parents={int(k): tuple(v) for k, v in raw.get("parents", {}).items()},
     )
 
 
+@cache
 def hpo_parents() -> dict[str, list[str]]:
-    """Each term's is_a parents, as HP:nnnnnnn ids (the root HP:0000001 has none)."""
-    return {f"HP:{term:07d}": [f"HP:{p:07d}" for p in ups] for term, ups in hpo_index().parents.items()}
+    """Each term's is_a parents, as HP:nnnnnnn ids (the root HP:0000001 has none). Built on first
+    use only: the ETL needs it, the ingestion Lambdas' cold start does not."""
+    return {
+        f"HP:{int(term):07d}": [f"HP:{p:07d}" for p in ups] for term, ups in _raw_index().get("parents", {}).items()
+    }
 
 
 def canonical_hpo_id(term_id: str) -> str:
