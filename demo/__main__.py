@@ -17,8 +17,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from cohorts import CohortConfig, CohortGenerator, build_catalog
 from cohorts.malformed import damage, malformed_choice
 from devices.simulator import (
@@ -51,16 +49,6 @@ def say(text: str) -> None:
 
 def step(text: str) -> None:
     say(f"\n== {text}")
-
-
-def s3_lines(bucket: str, prefix: str) -> list[dict[str, Any]]:
-    s3 = boto3.client("s3")
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
-    return [
-        json.loads(line)
-        for key in keys
-        for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines()
-    ]
 
 
 def synthetic_cohort(seed: int = 7) -> tuple[list[dict[str, Any]], dict[int, str], Counter[str]]:
@@ -155,11 +143,11 @@ def ingest_devices(cloud: LocalCloud, api_url: str) -> dict[str, Any]:
 def reconcile(cloud: LocalCloud, clinical: dict[str, Any], devices: dict[str, Any]) -> dict[str, Any]:
     bucket = cloud.outputs["RawBucketName"]
     stored = {
-        "raw_clinical_records": len(s3_lines(bucket, "raw/clinical/")),
-        "quarantined_clinical_records": len(s3_lines(bucket, "quarantine/clinical/")),
-        "raw_device_readings": len(s3_lines(bucket, "raw/device/")),
-        "quarantined_device_messages": len(s3_lines(bucket, "quarantine/device/ingest_date")),
-        "device_rule_errors": len(s3_lines(bucket, "quarantine/device/rule-errors/")),
+        "raw_clinical_records": len(cloud.ndjson_lines(bucket, "raw/clinical/")),
+        "quarantined_clinical_records": len(cloud.ndjson_lines(bucket, "quarantine/clinical/")),
+        "raw_device_readings": len(cloud.ndjson_lines(bucket, "raw/device/")),
+        "quarantined_device_messages": len(cloud.ndjson_lines(bucket, "quarantine/device/ingest_date")),
+        "device_rule_errors": len(cloud.ndjson_lines(bucket, "quarantine/device/rule-errors/")),
     }
     checks = {
         "clinical_sent_equals_stored_plus_quarantined": clinical["sent"]

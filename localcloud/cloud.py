@@ -12,6 +12,7 @@ pieces of localcloud/ replace what moto only records (Lambda invocation, IoT rul
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import urllib.request
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 from moto import mock_aws
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -137,6 +139,16 @@ class LocalCloud:
 
     def physical_id(self, logical_id: str) -> str:
         return self.stack.physical_id(logical_id)
+
+    def ndjson_lines(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
+        """Every NDJSON line stored under a prefix of a bucket, in key order (to see what landed)."""
+        s3 = boto3.client("s3")
+        listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        return [
+            json.loads(line)
+            for obj in sorted(listing, key=lambda o: o["Key"])
+            for line in s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read().decode().splitlines()
+        ]
 
     def invoke(self, logical_id: str, event: Any) -> Any:
         """Call a function's handler directly (the Lambda Invoke API reaches the same code)."""
