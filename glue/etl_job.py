@@ -5,9 +5,10 @@ dxops_etl.pipeline (plain Spark functions, tested in tests/glue). Ship dxops_etl
 dxops.vocab and the ruleset) as --extra-py-files (glue/build_package.py builds the zip) and
 cuallee as --additional-python-modules cuallee==0.15.4.
 
-Required arguments: --raw_path (folder holding clinical/ and device/), --curated_path,
---quarantine_path, --dataset_version. Optional (Glue's getResolvedOptions makes every requested
-option required, so these are read only when present): --previous_row_count, --run_time (ISO
+Required arguments: --raw_path (folder holding clinical/ and device/), --output_path (this
+version's folder), --quarantine_path (this version's quarantine folder), --dataset_version.
+Optional (Glue's getResolvedOptions makes every requested option required, so these are read only
+when present): --previous_row_count, --run_time (ISO
 8601 UTC; default now), --known_labels and --phenotype_vocabulary (URI of a JSON list),
 --ruleset_path (URI of a ruleset JSON; default the packaged glue/rulesets/curated.json),
 --min_term_records (5), --history_min_records (5), --device_window_hours (24). See glue/README.md.
@@ -34,7 +35,7 @@ from pyspark.context import SparkContext
 
 from dxops.vocab.hpo import hpo_parents
 
-REQUIRED = ["JOB_NAME", "raw_path", "curated_path", "quarantine_path", "dataset_version"]
+REQUIRED = ["JOB_NAME", "raw_path", "output_path", "quarantine_path", "dataset_version"]
 OPTIONAL = [
     "previous_row_count",
     "run_time",
@@ -97,11 +98,11 @@ def main(argv: Sequence[str]) -> None:
     job.init(args["JOB_NAME"], args)
     config = config_from(args)
     result = run(glue_context.spark_session, config, hpo_parents())
-    where = OutputLocations(args["curated_path"], args["quarantine_path"], args["dataset_version"])
+    where = OutputLocations(version_root=args["output_path"], quarantine_root=args["quarantine_path"])
     summary = write_outputs(result, where)
     # Counts and statuses only: never data values.
     logger.info(
-        f"dataset {config.dataset_version}: {summary['rows']['curated']} curated rows, "
+        f"dataset {config.dataset_version} ({summary['content_hash']}): {summary['rows']['curated']} curated rows, "
         f"DQ {summary['dq_status']} ({len(summary['dq_failed_rules'])} failed rules)"
     )
     job.commit()

@@ -37,7 +37,9 @@ object leaves only its parent folder, so Spark's default "error if exists" write
 script receives file:// URIs: Spark reads and writes them as it does s3:// ones; plain Python
 opens `urllib.parse.urlparse(uri).path`. After a successful run, the files created or changed
 under those prefixes are uploaded to the same keys and the downloaded objects the run deleted
-are deleted (Spark's mode("overwrite") replaces the data); Hadoop's .crc side files are skipped.
+are deleted (Spark's mode("overwrite") replaces the data); Hadoop's .crc side files are skipped;
+in the .json files written, mirror paths become the s3:// URIs they stand for (input_file_name()
+in a report names the S3 object, as on AWS).
 A run that fails, times out or is stopped changes nothing in S3 (on AWS, what it wrote before
 stays). In-process mode (mock_aws) the script's own AWS calls cannot reach the emulated account
 (AWS_ENDPOINT_URL points at a closed port); with server=True they reach the moto server.
@@ -212,6 +214,47 @@ def glue_job(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
             args[key] = {k: int(v) for k, v in props[key].items()}
     ctx.client("glue").create_job(**args)
     register_job(name, base_dir)
+    builder = _resource_metadata(ctx, logical_id).get(EXTRA_PY_FILES_BUILDER)
+    if builder:
+        _publish_extra_py_files(
+            ctx, base_dir / str(builder), str(args.get("DefaultArguments", {}).get("--extra-py-files", ""))
+        )
+    return Physical(name)
+
+
+# Metadata of a job whose --extra-py-files is built from the repository: the builder script
+# (`python BUILDER OUT.zip`) makes the zip, which the local deploy uploads to the URI the job names,
+# as `make deploy` does on AWS (tools/publish_glue_libraries.py).
+EXTRA_PY_FILES_BUILDER = "ExtraPyFilesBuilder"
+
+
+def _resource_metadata(ctx: Context, logical_id: str) -> dict[str, Any]:
+    if ctx.template is None:
+        return {}
+    return dict(ctx.template.cfn["Resources"].get(logical_id, {}).get("Metadata", {}) or {})
+
+
+def _publish_extra_py_files(ctx: Context, builder: Path, uri: str) -> None:
+    if not uri.startswith("s3://") or "," in uri:
+        raise ValueError(f"{EXTRA_PY_FILES_BUILDER} needs --extra-py-files to be one s3:// URI, not {uri!r}")
+    with tempfile.TemporaryDirectory(prefix="dxops-glue-lib-") as folder:
+        out = Path(folder) / Path(uri).name
+        subprocess.run([sys.executable, str(builder), str(out)], check=True, capture_output=True)  # noqa: S603
+        bucket, key = _split_s3(uri)
+        ctx.client("s3").upload_file(str(out), bucket, key)
+
+
+def glue_database(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
+    database = dict(props["DatabaseInput"])
+    name = database.get("Name") or ctx.name(logical_id, lower=True).replace("-", "_")
+    ctx.client("glue").create_database(DatabaseInput={**database, "Name": name})
+    return Physical(name)
+
+
+def glue_table(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
+    table = dict(props["TableInput"])
+    name = table.get("Name") or ctx.name(logical_id, lower=True).replace("-", "_")
+    ctx.client("glue").create_table(DatabaseName=props["DatabaseName"], TableInput={**table, "Name": name})
     return Physical(name)
 
 
@@ -304,7 +347,11 @@ class S3Mirror:
             present.add((bucket, key))
             stat = path.stat()
             if self._downloaded.get((bucket, key)) != (stat.st_size, stat.st_mtime_ns):
-                self.s3.upload_file(str(path), bucket, key)
+                if path.suffix == ".json":  # what the script wrote about its inputs names them as on AWS
+                    body = self.to_s3(path.read_text(encoding="utf-8")).encode()
+                    self.s3.put_object(Bucket=bucket, Key=key, Body=body)
+                else:
+                    self.s3.upload_file(str(path), bucket, key)
                 uploaded += 1
         removed = sorted(k for k in self._downloaded if k not in present and not self._local_path(*k).exists())
         for bucket, key in removed:
@@ -716,6 +763,8 @@ def install() -> None:
     setattr(FakeJobRun, "as_dict", _as_dict)  # noqa: B010
     setattr(GlueResponse, "batch_stop_job_run", _batch_stop_job_run)  # noqa: B010
     register_provisioner("AWS::Glue::Job", glue_job)
+    register_provisioner("AWS::Glue::Database", glue_database)
+    register_provisioner("AWS::Glue::Table", glue_table)
     atexit.register(shutdown)
     _installed = True
 

@@ -53,3 +53,98 @@ class InMemoryDeviceBindings:
 
     def delete(self, device_id: str) -> bool:
         return self.bindings.pop(device_id, None) is not None
+
+
+class InMemoryObjectClaims:
+    """ObjectClaims: the first claim of an identity wins; `busy` identities are being claimed elsewhere."""
+
+    def __init__(self, busy: set[str] | None = None) -> None:
+        self.claims: dict[str, Any] = {}
+        self.busy = busy or set()
+
+    def claim(self, identity: str, run: Any) -> Any:
+        from dxops.domain.dataset_trigger import Claim
+
+        if identity in self.busy:
+            return None
+        if identity in self.claims:
+            return Claim(run=self.claims[identity], fresh=False)
+        self.claims[identity] = run
+        return Claim(run=run, fresh=True)
+
+
+class RecordingRunStarter:
+    """RunStarter: executions by name, started at most once (as Step Functions does)."""
+
+    def __init__(self) -> None:
+        self.executions: dict[str, Any] = {}
+        self.calls = 0
+
+    def ensure_started(self, run: Any) -> bool:
+        self.calls += 1
+        if run.name in self.executions:
+            return False
+        self.executions[run.name] = run
+        return True
+
+
+class InMemoryDatasetFiles:
+    """DatasetFiles over a dict of key -> JSON document (or bytes for data files)."""
+
+    def __init__(self, bucket: str = "curated-bucket") -> None:
+        self.bucket = bucket
+        self.objects: dict[str, Any] = {}
+
+    def read_json(self, key: str) -> Any:
+        return self.objects.get(key)
+
+    def write_json_once(self, key: str, document: Any) -> bool:
+        if key in self.objects:
+            return False
+        self.objects[key] = json.loads(json.dumps(document))
+        return True
+
+    def copy(self, source_key: str, target_key: str) -> None:
+        self.objects[target_key] = self.objects[source_key]
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = [k for k in self.objects if k.startswith(prefix)]
+        for key in keys:
+            del self.objects[key]
+        return len(keys)
+
+    def subfolders(self, prefix: str) -> list[str]:
+        return sorted(
+            {
+                k[len(prefix) :].split("/", 1)[0]
+                for k in self.objects
+                if k.startswith(prefix) and "/" in k[len(prefix) :]
+            }
+        )
+
+
+class InMemoryCatalog:
+    """DatasetCatalog: remembers what the table points at."""
+
+    def __init__(self) -> None:
+        self.pointer: Any = None
+        self.columns: list[dict[str, str]] = []
+        self.partitions: list[str] = []
+
+    def current(self) -> Any:
+        from dxops.schemas.datasets import PreviousVersion
+
+        if self.pointer is None:
+            return None
+        manifest, uri = self.pointer
+        return PreviousVersion(
+            dataset_version=manifest.dataset_version,
+            content_hash=manifest.content_hash,
+            row_count=manifest.rows["curated"],
+            manifest_uri=uri,
+        )
+
+    def point_to(self, manifest: Any, manifest_uri: str, columns: list[dict[str, str]]) -> None:
+        self.pointer = (manifest, manifest_uri)
+        self.columns = columns
+        self.partitions = list(manifest.partitions)

@@ -25,7 +25,9 @@ from dxops_etl.curated_schema import PARTITION_COLUMNS
 from dxops_etl.dedup import deduplicate_readings, deduplicate_records
 from dxops_etl.dq import DQContext, DQOutcome, Ruleset, class_counts, evaluate, parse_ruleset
 from dxops_etl.features import orphan_device_patients
+from dxops_etl.fingerprint import content_hash, source_objects
 from dxops_etl.io import join_uri, write_json
+from dxops_etl.raw_schemas import SOURCE_FILE_COLUMN
 from dxops_etl.read import read_clinical, read_device
 
 RULESET_NAME = "curated.json"
@@ -57,6 +59,7 @@ class EtlResult:
     quarantine: DataFrame  # read.QUARANTINE_SCHEMA: corrupt or incomplete lines
     dq: DQOutcome
     summary: dict[str, Any]
+    sources: list[dict[str, Any]]  # the raw objects read (lineage): kind, uri, lines
 
 
 def _counts(frame: DataFrame, column: str) -> dict[str, int]:
@@ -84,6 +87,12 @@ def run(spark: SparkSession, config: EtlConfig, parents: Mapping[str, Sequence[s
     )
     outcome = evaluate(curated, config.ruleset, context)
     quarantine = clinical.quarantine.unionByName(device.quarantine).cache()
+    sources = source_objects(
+        ("clinical", clinical.valid, SOURCE_FILE_COLUMN),
+        ("clinical", clinical.quarantine, "source_file"),
+        ("device", device.valid, SOURCE_FILE_COLUMN),
+        ("device", device.quarantine, "source_file"),
+    )
 
     rows = {
         "clinical_lines_in": clinical.valid.count() + clinical.quarantine.count(),
@@ -102,6 +111,7 @@ def run(spark: SparkSession, config: EtlConfig, parents: Mapping[str, Sequence[s
         "dataset_version": config.dataset_version,
         "schema_version": CURATED_SCHEMA_VERSION,
         "run_time": config.run_time.isoformat(),
+        "content_hash": content_hash(curated),
         "dq_status": outcome.report.status,
         "dq_failed_rules": [r.id for r in outcome.report.failed],
         "rows": rows,
@@ -112,6 +122,13 @@ def run(spark: SparkSession, config: EtlConfig, parents: Mapping[str, Sequence[s
         "label_status_counts": _counts(curated, "label_status"),
         "max_ingested_at": _max_ingested(curated),
         "columns": build.columns,
+        # Hive types for the Data Catalog table (the partition columns are its partition keys).
+        "table_schema": [
+            {"name": f.name, "type": f.dataType.simpleString()}
+            for f in curated.schema.fields
+            if f.name not in PARTITION_COLUMNS
+        ],
+        "source_objects": len(sources),
         "parameters": {
             "device_window_hours": config.curated.device_window_hours,
             "min_term_records": config.curated.min_term_records,
@@ -122,7 +139,7 @@ def run(spark: SparkSession, config: EtlConfig, parents: Mapping[str, Sequence[s
             "ruleset": f"{config.ruleset.name} v{config.ruleset.version}",
         },
     }
-    return EtlResult(curated, quarantine, outcome, summary)
+    return EtlResult(curated, quarantine, outcome, summary, sources)
 
 
 def _max_ingested(curated: DataFrame) -> str | None:
@@ -133,13 +150,10 @@ def _max_ingested(curated: DataFrame) -> str | None:
 
 @dataclass(frozen=True)
 class OutputLocations:
-    curated_path: str
-    quarantine_path: str
-    dataset_version: str
+    """Where one run writes: its version folder and its quarantine folder (nothing else)."""
 
-    @property
-    def version_root(self) -> str:
-        return join_uri(self.curated_path, self.dataset_version)
+    version_root: str  # e.g. s3://curated/datasets/<version>/
+    quarantine_root: str  # e.g. s3://curated/quarantine/<version>/
 
     @property
     def table(self) -> str:
@@ -154,14 +168,19 @@ class OutputLocations:
         return join_uri(self.version_root, "run_summary.json")
 
     @property
-    def quarantine_root(self) -> str:
-        return join_uri(self.quarantine_path, self.dataset_version)
+    def sources(self) -> str:
+        return join_uri(self.version_root, "sources.json")
 
 
 def write_outputs(result: EtlResult, where: OutputLocations) -> dict[str, Any]:
-    """Writes the table, the quarantine and the two JSON documents; returns the run summary."""
+    """Writes the table, the quarantine, the source list and the two reports; returns the run summary."""
     result.curated.write.mode("overwrite").partitionBy(*PARTITION_COLUMNS).parquet(where.table)
-    outputs = {"table": where.table, "dq_report": where.dq_report, "quarantine": where.quarantine_root}
+    outputs = {
+        "table": where.table,
+        "dq_report": where.dq_report,
+        "sources": where.sources,
+        "quarantine": where.quarantine_root,
+    }
     if result.summary["rows"]["clinical_quarantined"] or result.summary["rows"]["readings_quarantined"]:
         result.quarantine.write.mode("overwrite").partitionBy("kind").json(join_uri(where.quarantine_root, "lines"))
     if result.dq.failing_rows is not None:
@@ -169,6 +188,7 @@ def write_outputs(result: EtlResult, where: OutputLocations) -> dict[str, Any]:
         result.dq.failing_rows.write.mode("overwrite").parquet(failing)
     if result.dq.orphans is not None:
         result.dq.orphans.write.mode("overwrite").parquet(join_uri(where.quarantine_root, "dq_orphan_device_patients"))
+    write_json(where.sources, result.sources)
     write_json(where.dq_report, result.dq.report.to_dict())
     summary = {**result.summary, "outputs": outputs}
     write_json(where.run_summary, summary)

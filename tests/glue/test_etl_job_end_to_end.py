@@ -96,8 +96,8 @@ def test_etl_job_turns_raw_objects_into_a_curated_version(cloud: LocalCloud, tmp
     arguments = {
         "--extra-py-files": f"s3://{bucket}/glue/dxops_etl.zip",
         "--raw_path": f"s3://{bucket}/raw/",
-        "--curated_path": f"s3://{bucket}/curated/",
-        "--quarantine_path": f"s3://{bucket}/quarantine/",
+        "--output_path": f"s3://{bucket}/curated/v1/",
+        "--quarantine_path": f"s3://{bucket}/quarantine/v1/",
         "--dataset_version": "v1",
         "--run_time": NOW.isoformat(),
         "--previous_row_count": "28",
@@ -143,6 +143,14 @@ def test_etl_job_turns_raw_objects_into_a_curated_version(cloud: LocalCloud, tmp
         "row_count_change",
     }
     assert next(r for r in report["rules"] if r["id"] == "record_id_unique")["status"] == "pass"
+
+    # Lineage: every raw object read, named by its S3 URI, with its lines (valid + quarantined).
+    sources = json.loads(s3.get_object(Bucket=bucket, Key="curated/v1/sources.json")["Body"].read())
+    raw_objects = {f"s3://{bucket}/{k}" for k in keys if k.startswith("raw/")}
+    assert {s["uri"] for s in sources} == raw_objects
+    assert sum(s["lines"] for s in sources) == rows["clinical_lines_in"] + rows["reading_lines_in"]
+    assert summary["source_objects"] == len(raw_objects)
+    assert summary["content_hash"].startswith("sha256:")
 
     local = tmp_path / "table"
     for key in (k for k in keys if k.startswith("curated/v1/table/")):

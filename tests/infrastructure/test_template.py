@@ -16,7 +16,7 @@ import pytest
 from samtranslator.translator.transform import transform  # type: ignore[import-untyped,unused-ignore]
 from samtranslator.yaml_helper import yaml_parse  # type: ignore[import-untyped,unused-ignore]
 
-from dxops.settings import IngestApiSettings, IngestDeviceSettings
+from dxops.settings import DatasetPipelineSettings, DatasetTriggerSettings, IngestApiSettings, IngestDeviceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -31,7 +31,18 @@ ALLOWED_MANAGED_POLICIES = {
 # Environment variables the handlers read (the contract with functions/*/app.py).
 # The settings model each function parses its environment into (dxops/settings.py): the template
 # must set exactly the variables the model reads, plus Powertools' own.
-SETTINGS_MODELS = {"IngestApiFunction": IngestApiSettings, "IngestDeviceFunction": IngestDeviceSettings}
+SETTINGS_MODELS = {
+    "IngestApiFunction": IngestApiSettings,
+    "IngestDeviceFunction": IngestDeviceSettings,
+    "DatasetTriggerFunction": DatasetTriggerSettings,
+    "PrepareDatasetRunFunction": DatasetPipelineSettings,
+    "EvaluateDatasetQualityFunction": DatasetPipelineSettings,
+    "PublishDatasetVersionFunction": DatasetPipelineSettings,
+    "WithdrawDatasetRunFunction": DatasetPipelineSettings,
+}
+# The front doors (API, devices) reserve concurrency; the pipeline's functions are bounded by
+# their callers (an event source mapping's MaximumConcurrency, the state machine).
+FRONT_DOORS = {"IngestApiFunction", "IngestDeviceFunction"}
 POWERTOOLS_ENV = {
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
@@ -110,6 +121,8 @@ def cfn(sam: dict[str, Any]) -> dict[str, Any]:
             props["CodeUri"] = "s3://bucket/function.zip"
         elif resource["Type"] == "AWS::Serverless::LayerVersion":
             props["ContentUri"] = "s3://bucket/layer.zip"
+        elif resource["Type"] == "AWS::Serverless::StateMachine":
+            props["DefinitionUri"] = "s3://bucket/definition.asl.json"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AWS_DEFAULT_REGION", "eu-west-1")
         translated: dict[str, Any] = transform(template, {}, _NoManagedPolicies())
@@ -233,11 +246,19 @@ def test_access_logs_bucket_is_encrypted_private_versioned_and_expires(resources
         for s in statements(resources["AccessLogsBucketPolicy"]["Properties"]["PolicyDocument"])
         if s["Effect"] == "Allow"
     ]
-    assert len(delivery) == 1
-    assert delivery[0]["Principal"] == {"Service": "logging.s3.amazonaws.com"}
-    assert delivery[0]["Condition"]["ArnLike"] == {"aws:SourceArn": {"Fn::GetAtt": ["RawBucket", "Arn"]}}
-    prefix = resources["RawBucket"]["Properties"]["LoggingConfiguration"]["LogFilePrefix"]
-    assert render(delivery[0]["Resource"]) == f"<AccessLogsBucket.Arn>/{prefix}*"
+    logged = {
+        name: r
+        for name, r in of_type(resources, "AWS::S3::Bucket").items()
+        if "LoggingConfiguration" in r["Properties"]
+    }
+    assert set(logged) == {"RawBucket", "CuratedBucket"}
+    assert len(delivery) == len(logged)
+    for statement in delivery:
+        assert statement["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+        (source,) = statement["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::GetAtt"][:1]
+        prefix = logged[source]["Properties"]["LoggingConfiguration"]["LogFilePrefix"]
+        assert render(statement["Resource"]) == f"<AccessLogsBucket.Arn>/{prefix}*"
+    assert {s["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::GetAtt"][0] for s in delivery} == set(logged)
 
 
 def test_idempotency_table(resources: dict[str, Any]) -> None:
@@ -289,6 +310,7 @@ def test_data_key_rotates_and_limits_cloudwatch_logs_to_dxops_log_groups(resourc
     assert [c.rsplit(":log-group:", 1)[1] for c in contexts] == [
         "/dxops/<Environment>/*",
         "API-Gateway-Execution-Logs_*",
+        "/aws-glue/jobs/dxops-<Environment>-etl-security-*",
     ]
 
 
@@ -299,6 +321,12 @@ def test_every_log_group_is_encrypted_retained_and_covered_by_the_key_policy(res
         "IngestApiExecutionLogGroup",
         "IngestApiLogGroup",
         "IngestDeviceLogGroup",
+        "DatasetTriggerLogGroup",
+        "PrepareDatasetRunLogGroup",
+        "EvaluateDatasetQualityLogGroup",
+        "PublishDatasetVersionLogGroup",
+        "WithdrawDatasetRunLogGroup",
+        "DataProcessingLogGroup",
     }
     for group in groups.values():
         props = group["Properties"]
@@ -327,9 +355,11 @@ def test_functions_runtime_layer_tracing_and_own_log_group(
         assert props["Handler"] == "app.lambda_handler", name
         assert props["TracingConfig"] == {"Mode": "Active"}, name
         assert props["KmsKeyArn"] == {"Fn::GetAtt": ["DataKey", "Arn"]}, name
-        # Reserved unless the parameter is 0 (new accounts cannot spare a reservation).
-        reserved = props["ReservedConcurrentExecutions"]["Fn::If"]
-        assert reserved[2] == {"Ref": "AWS::NoValue"}, name
+        if name in FRONT_DOORS:  # reserved unless the parameter is 0 (new accounts cannot spare one)
+            reserved = props["ReservedConcurrentExecutions"]["Fn::If"]
+            assert reserved[2] == {"Ref": "AWS::NoValue"}, name
+        else:
+            assert "ReservedConcurrentExecutions" not in props, name
         (layer,) = props["Layers"]
         assert resources[layer["Ref"]]["Type"] == "AWS::Lambda::LayerVersion"
         log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
@@ -349,9 +379,13 @@ def test_function_env_vars_are_the_expected_ones_and_reference_existing_things(
         for var, value in variables.items():
             if isinstance(value, dict):
                 ((fn, arg),) = value.items()
-                target = arg if fn == "Ref" else arg[0]
-                assert fn in {"Ref", "Fn::GetAtt"}, (name, var)
-                assert target in known, (name, var, target)
+                assert fn in {"Ref", "Fn::GetAtt", "Fn::Sub"}, (name, var)
+                if fn == "Fn::Sub":
+                    targets = [t for t in re.findall(r"<([^>.]+)", render(value)) if not t.startswith("AWS::")]
+                else:
+                    targets = [arg if fn == "Ref" else arg[0]]
+                for target in targets:
+                    assert target in known, (name, var, target)
     api_variables = functions["IngestApiFunction"]["Properties"]["Environment"]["Variables"]
     assert api_variables["RAW_BUCKET"] == {"Ref": "RawBucket"}
     assert api_variables["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
@@ -370,13 +404,38 @@ def test_code_folders_exist(sam: dict[str, Any]) -> None:
             assert (folder / "dxops" / "__init__.py").is_file(), f"{name}: package must sit directly in {folder}"
 
 
+# Step Functions' log delivery (its Logging configuration) needs these on "*" (no resource types).
+LOG_DELIVERY_ACTIONS = {
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
 def _role_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for policy in role["Properties"].get("Policies", []) for s in statements(policy["PolicyDocument"])]
 
 
 def test_no_iam_role_has_wildcard_actions_or_unscoped_resources(resources: dict[str, Any]) -> None:
     roles = of_type(resources, "AWS::IAM::Role")
-    assert set(roles) == {"IngestApiFunctionRole", "IngestDeviceFunctionRole", "IotRuleRole"}
+    assert set(roles) == {
+        "IngestApiFunctionRole",
+        "IngestDeviceFunctionRole",
+        "IotRuleRole",
+        "DatasetTriggerFunctionRole",
+        "PrepareDatasetRunFunctionRole",
+        "EvaluateDatasetQualityFunctionRole",
+        "PublishDatasetVersionFunctionRole",
+        "WithdrawDatasetRunFunctionRole",
+        "DataProcessingStateMachineRole",
+        "DataProcessingStateMachinePeriodicRunRole",
+        "EtlJobRole",
+    }
     for name, role in roles.items():
         assert set(role["Properties"].get("ManagedPolicyArns", [])) <= ALLOWED_MANAGED_POLICIES, name
         stmts = _role_statements(role)
@@ -387,6 +446,8 @@ def test_no_iam_role_has_wildcard_actions_or_unscoped_resources(resources: dict[
             for action in as_list(statement["Action"]):
                 assert "*" not in action, (name, action)
             for resource in as_list(statement["Resource"]):
+                if set(as_list(statement["Action"])) <= LOG_DELIVERY_ACTIONS:
+                    continue  # these CloudWatch Logs actions support no resource-level permissions
                 assert resource != "*", (name, statement)
                 assert not render(resource).endswith(".Arn>/*"), (name, "whole-bucket object access")
 
@@ -552,7 +613,11 @@ def test_device_queue_buffers_with_dlq_and_feeds_batches(
         "deadLetterTargetArn": {"Fn::GetAtt": ["DeviceReadingsDlq", "Arn"]},
         "maxReceiveCount": 5,
     }
-    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    (mapping,) = [
+        m
+        for m in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": "IngestDeviceFunction"}
+    ]
     m = mapping["Properties"]
     assert m["EventSourceArn"] == {"Fn::GetAtt": ["DeviceReadingsQueue", "Arn"]}
     assert m["FunctionName"] == {"Ref": "IngestDeviceFunction"}
@@ -580,6 +645,13 @@ def test_outputs(cfn: dict[str, Any]) -> None:
         "DeviceTopicFilter",
         "DevicePolicyName",
         "DeviceReadingsQueueUrl",
+        "CuratedBucketName",
+        "ArtifactsBucketName",
+        "EtlJobName",
+        "DataProcessingStateMachineArn",
+        "CatalogDatabaseName",
+        "CuratedTableName",
+        "AlertsTopicArn",
     }
     assert render(outputs["ApiUrl"]["Value"]) == (
         "https://<IngestApi>.execute-api.<AWS::Region>.<AWS::URLSuffix>/<Environment>"
@@ -598,3 +670,122 @@ def test_every_checkov_skip_is_justified(sam: dict[str, Any]) -> None:
     for name, skip in skips:
         assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), name
         assert len(skip.get("comment", "")) >= 40, f"{name}: {skip['id']} needs a real justification"
+
+
+# --------------------------------------------------------------------------- data processing
+
+ASL = ROOT / "statemachines" / "data_processing.asl.json"
+
+
+def test_raw_objects_reach_the_trigger_through_an_eventbridge_rule_and_a_queue(
+    resources: dict[str, Any], functions: dict[str, dict[str, Any]]
+) -> None:
+    rule = resources["RawObjectsRule"]["Properties"]
+    assert rule["EventPattern"]["source"] == ["aws.s3"]
+    assert rule["EventPattern"]["detail-type"] == ["Object Created"]
+    assert rule["EventPattern"]["detail"]["bucket"]["name"] == [{"Ref": "RawBucket"}]
+    assert rule["EventPattern"]["detail"]["object"]["key"] == [{"prefix": "raw/clinical/"}, {"prefix": "raw/device/"}]
+    assert rule["Targets"] == [{"Id": "DatasetTriggerQueue", "Arn": {"Fn::GetAtt": ["DatasetTriggerQueue", "Arn"]}}]
+    allow = [
+        s
+        for s in statements(resources["DatasetTriggerQueuePolicy"]["Properties"]["PolicyDocument"])
+        if s["Effect"] == "Allow"
+    ]
+    assert allow == [
+        {
+            "Sid": "AllowRawObjectsRule",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": {"Fn::GetAtt": ["DatasetTriggerQueue", "Arn"]},
+            "Condition": {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["RawObjectsRule", "Arn"]}}},
+        }
+    ]
+    (mapping,) = [
+        m["Properties"]
+        for m in of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": "DatasetTriggerFunction"}
+    ]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["DatasetTriggerQueue", "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = resources["DatasetTriggerQueue"]["Properties"]
+    timeout = functions["DatasetTriggerFunction"]["Properties"]["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout + mapping["MaximumBatchingWindowInSeconds"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["DatasetTriggerDlq", "Arn"]}
+
+
+def test_etl_job_runs_the_repository_script_one_run_at_a_time(sam: dict[str, Any], resources: dict[str, Any]) -> None:
+    job = resources["EtlJob"]
+    props = job["Properties"]
+    assert (ROOT / props["Command"]["ScriptLocation"]).is_file()
+    assert props["GlueVersion"] == "5.0" and props["Command"]["Name"] == "glueetl"
+    assert props["ExecutionProperty"] == {"MaxConcurrentRuns": 1}
+    assert props["SecurityConfiguration"] == {"Ref": "EtlSecurityConfiguration"}
+    arguments = props["DefaultArguments"]
+    assert render(arguments["--extra-py-files"]) == "s3://<ArtifactsBucket>/glue/dxops_etl.zip"
+    assert (ROOT / sam["Resources"]["EtlJob"]["Metadata"]["ExtraPyFilesBuilder"]).is_file()
+    (pin,) = [
+        line for line in (ROOT / "requirements" / "dev.lock").read_text().splitlines() if line.startswith("cuallee==")
+    ]
+    assert arguments["--additional-python-modules"] == pin  # the version the tests run
+    encryption = resources["EtlSecurityConfiguration"]["Properties"]["EncryptionConfiguration"]
+    assert encryption["S3Encryptions"][0]["S3EncryptionMode"] == "SSE-KMS"
+    assert encryption["CloudWatchEncryption"]["CloudWatchEncryptionMode"] == "SSE-KMS"
+
+
+def test_data_processing_writes_are_scoped_to_their_prefixes(resources: dict[str, Any]) -> None:
+    etl = resources["EtlJobRole"]
+    assert _actions_on(etl, "s3:PutObject") == {
+        "<CuratedBucket.Arn>/datasets/*",
+        "<CuratedBucket.Arn>/quarantine/*",
+        "<ArtifactsBucket.Arn>/glue/*",
+    }
+    assert "<RawBucket.Arn>/raw/*" in _actions_on(etl, "s3:GetObject")
+    assert not any(
+        r.startswith("<RawBucket") for r in _actions_on(etl, "s3:PutObject") | _actions_on(etl, "s3:DeleteObject")
+    )
+    assert _actions_on(resources["PublishDatasetVersionFunctionRole"], "s3:PutObject") == {
+        "<CuratedBucket.Arn>/datasets/*/manifest.json"
+    }
+    assert _actions_on(resources["EvaluateDatasetQualityFunctionRole"], "s3:PutObject") == set()
+    assert _actions_on(resources["PrepareDatasetRunFunctionRole"], "s3:PutObject") == set()
+    trigger = resources["DatasetTriggerFunctionRole"]
+    assert _actions_on(trigger, "states:StartExecution") == {
+        "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:dxops-<Environment>-data-processing"
+    }
+
+
+def test_state_machine_substitutions_match_its_definition(resources: dict[str, Any]) -> None:
+    machine = resources["DataProcessingStateMachine"]["Properties"]
+    placeholders = set(re.findall(r"\$\{(\w+)\}", ASL.read_text()))
+    assert placeholders == set(machine["DefinitionSubstitutions"])
+    assert render(machine["StateMachineName"]) == "dxops-<Environment>-data-processing"
+
+
+def test_every_failure_ends_in_a_named_alerting_state() -> None:
+    states = json.loads(ASL.read_text())["States"]
+    fails = {name for name, state in states.items() if state["Type"] == "Fail"}
+    assert fails == {"EtlJobFailed", "QualityGateFailed", "PipelineStepFailed", "PublicationFailed"}
+    alerts = {name: state for name, state in states.items() if state.get("Resource") == "arn:aws:states:::sns:publish"}
+    # Each alert publishes to the alerts topic, then (even if publishing fails) ends in its Fail state.
+    for name, alert in alerts.items():
+        assert alert["Parameters"]["TopicArn"] == "${AlertsTopicArn}", name
+        assert alert["Next"] in fails and {c["Next"] for c in alert["Catch"]} == {alert["Next"]}, name
+    assert {a["Next"] for a in alerts.values()} == fails
+    # Every other task catches everything into an alert; only alerts lead to Fail states.
+    for name, state in states.items():
+        if state["Type"] == "Task" and name not in alerts:
+            assert [c["ErrorEquals"] for c in state["Catch"]] == [["States.ALL"]], name
+            assert {c["Next"] for c in state["Catch"]} <= set(alerts), name
+            assert state["Retry"], f"{name}: transient errors are retried"
+            assert all(r["BackoffRate"] > 1 for r in state["Retry"]), name
+        if name not in alerts:
+            assert state.get("Next") not in fails, f"{name} reaches a Fail state without alerting"
+
+
+def test_a_schedule_also_starts_runs(sam: dict[str, Any]) -> None:
+    events = sam["Resources"]["DataProcessingStateMachine"]["Properties"]["Events"]
+    (schedule,) = events.values()
+    assert schedule["Type"] == "Schedule"
+    assert schedule["Properties"]["Schedule"] == {"Ref": "DatasetSchedule"}
+    assert json.loads(schedule["Properties"]["Input"]) == {"trigger": "schedule"}

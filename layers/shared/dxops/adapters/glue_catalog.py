@@ -1,0 +1,85 @@
+"""The Glue Data Catalog table of the curated dataset (created by template.yaml): it points at the
+published version, so that Athena, Spark and the training code find it by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from dxops.schemas.datasets import DatasetManifest, PreviousVersion
+
+_PARQUET = {
+    "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+    "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+    "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
+}
+_BATCH_LIMIT = 25  # BatchDeletePartition's limit; BatchCreatePartition allows 100
+
+
+class GlueDatasetCatalog:
+    def __init__(self, database: str, table: str, client: Any | None = None) -> None:
+        self.database = database
+        self.table = table
+        self._client = client or boto3.client("glue")
+
+    def current(self) -> PreviousVersion | None:
+        parameters = self._client.get_table(DatabaseName=self.database, Name=self.table)["Table"].get("Parameters", {})
+        if "dataset_version" not in parameters:
+            return None
+        return PreviousVersion(
+            dataset_version=parameters["dataset_version"],
+            content_hash=parameters["content_hash"],
+            row_count=int(parameters["row_count"]),
+            manifest_uri=parameters["manifest_uri"],
+        )
+
+    def point_to(self, manifest: DatasetManifest, manifest_uri: str, columns: list[dict[str, str]]) -> None:
+        partition_keys = [{"Name": key, "Type": "string"} for key in manifest.partition_keys]
+        self._client.update_table(
+            DatabaseName=self.database,
+            TableInput={
+                "Name": self.table,
+                "TableType": "EXTERNAL_TABLE",
+                "Description": "Curated dxops training table; the version is in Parameters.dataset_version",
+                "PartitionKeys": partition_keys,
+                "StorageDescriptor": {
+                    **_PARQUET,
+                    "Columns": [{"Name": c["name"], "Type": c["type"]} for c in columns],
+                    "Location": manifest.table_uri,
+                },
+                "Parameters": {
+                    "classification": "parquet",
+                    "dataset_version": manifest.dataset_version,
+                    "content_hash": manifest.content_hash,
+                    "row_count": str(manifest.rows["curated"]),
+                    "manifest_uri": manifest_uri,
+                    "schema_version": manifest.schema_version,
+                },
+            },
+        )
+        self._replace_partitions(manifest)
+
+    def _replace_partitions(self, manifest: DatasetManifest) -> None:
+        old = [
+            {"Values": p["Values"]}
+            for page in self._client.get_paginator("get_partitions").paginate(
+                DatabaseName=self.database, TableName=self.table
+            )
+            for p in page["Partitions"]
+        ]
+        for start in range(0, len(old), _BATCH_LIMIT):
+            self._client.batch_delete_partition(
+                DatabaseName=self.database, TableName=self.table, PartitionsToDelete=old[start : start + _BATCH_LIMIT]
+            )
+        new = [
+            {
+                "Values": [folder.split("=", 1)[1]],
+                "StorageDescriptor": {**_PARQUET, "Location": f"{manifest.table_uri}{folder}/"},
+            }
+            for folder in manifest.partitions
+        ]
+        for start in range(0, len(new), _BATCH_LIMIT):
+            self._client.batch_create_partition(
+                DatabaseName=self.database, TableName=self.table, PartitionInputList=new[start : start + _BATCH_LIMIT]
+            )

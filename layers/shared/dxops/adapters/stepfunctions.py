@@ -1,0 +1,39 @@
+"""Step Functions adapter: start a named execution at most once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from dxops.domain.dataset_trigger import ProcessingRun
+
+
+class StepFunctionsRunStarter:
+    def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
+        self.state_machine_arn = state_machine_arn
+        self._client = client or boto3.client("stepfunctions")
+
+    def ensure_started(self, run: ProcessingRun) -> bool:
+        """Same name and input: a running execution is returned as it is (AWS), a closed one raises
+        ExecutionAlreadyExists; either way nothing new starts."""
+        try:
+            self._client.describe_execution(executionArn=self._execution_arn(run.name))
+            return False
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist":
+                raise
+        try:
+            self._client.start_execution(
+                stateMachineArn=self.state_machine_arn, name=run.name, input=run.trigger.model_dump_json()
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+                return False  # started meanwhile by another batch of the same window
+            raise
+        return True
+
+    def _execution_arn(self, name: str) -> str:
+        # arn:aws:states:<region>:<account>:stateMachine:<machine> -> ...:execution:<machine>:<name>
+        return self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
