@@ -56,7 +56,7 @@ lint: $(PY) $(CHECKOV_VENV)/bin/checkov ## ruff, mypy, sam validate --lint, cfn-
 	@for handler in functions/*/app.py; do $(VENV)/bin/mypy $$handler || exit 1; done
 	$(VENV)/bin/sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml
-	@asl=$$(ls statemachines/*.asl.json 2>/dev/null); if [ -n "$$asl" ]; then $(VENV)/bin/statelint $$asl; else echo "statelint: no state machines yet"; fi
+	$(VENV)/bin/python -m localcloud.stepfunctions statemachines/*.asl.json  # statelint, minus its known gaps
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
 
 unit: $(PY) ## unit tests (no AWS)

@@ -26,11 +26,13 @@ import json
 import logging
 import os
 import re
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlsplit
 
@@ -137,10 +139,21 @@ def lint(definition: str) -> dict[str, Any]:
     except ImportError:
         problems = _minimal_problems(document)
     else:
-        problems = list(Linter.validate(document))
+        problems = [p for p in Linter.validate(document) if not _statelint_gap(p)]
     if problems:
         raise InvalidStateMachineDefinition("; ".join(problems))
     return document
+
+
+# Valid ASL that statelint 3.1.0 does not know yet (AWS documents each): problems it reports about
+# these fields are not problems of the definition.
+STATELINT_GAPS: Final[tuple[str, ...]] = (
+    '"InputType" not allowed in',  # ItemReader.ReaderConfig.InputType (CSV, JSON, JSONL, ...)
+)
+
+
+def _statelint_gap(problem: str) -> bool:
+    return any(gap in problem for gap in STATELINT_GAPS)
 
 
 def _minimal_problems(document: dict[str, Any]) -> list[str]:
@@ -636,3 +649,21 @@ def shutdown(timeout: float = 10.0) -> None:
 
 def _all_backends(backend_dict: Any) -> list[Any]:
     return [backend for regions in list(backend_dict.values()) for backend in list(regions.values())]
+
+
+def main(paths: list[str]) -> int:
+    """`python -m localcloud.stepfunctions FILE...`: lint definitions as the local deploy does (make lint)."""
+    failed = 0
+    for path in paths:
+        try:
+            lint(Path(path).read_text(encoding="utf-8"))
+        except InvalidStateMachineDefinition as exc:
+            print(f"{path}: {exc}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"{path}: ok")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

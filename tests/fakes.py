@@ -54,6 +54,10 @@ class InMemoryDeviceBindings:
     def delete(self, device_id: str) -> bool:
         return self.bindings.pop(device_id, None) is not None
 
+    def delete_for_patient(self, patient_pseudonym: str) -> int:
+        devices = [d for d, b in self.bindings.items() if b.patient_pseudonym == patient_pseudonym]
+        return sum(self.delete(d) for d in devices)
+
 
 class InMemoryObjectClaims:
     """ObjectClaims: the first claim of an identity wins; `busy` identities are being claimed elsewhere."""
@@ -94,6 +98,7 @@ class InMemoryDatasetFiles:
     def __init__(self, bucket: str = "curated-bucket") -> None:
         self.bucket = bucket
         self.objects: dict[str, Any] = {}
+        self.noncurrent: list[str] = []  # keys with older versions (what an erasure must purge)
 
     def read_json(self, key: str) -> Any:
         return self.objects.get(key)
@@ -103,6 +108,14 @@ class InMemoryDatasetFiles:
             return False
         self.objects[key] = json.loads(json.dumps(document))
         return True
+
+    def overwrite_json(self, key: str, document: Any) -> None:
+        self.objects[key] = json.loads(json.dumps(document))
+
+    def purge_noncurrent(self, prefix: str) -> int:
+        purged = sum(1 for k in self.noncurrent if k.startswith(prefix))
+        self.noncurrent = [k for k in self.noncurrent if not k.startswith(prefix)]
+        return purged
 
     def copy(self, source_key: str, target_key: str) -> None:
         self.objects[target_key] = self.objects[source_key]
@@ -148,3 +161,52 @@ class InMemoryCatalog:
         self.pointer = (manifest, manifest_uri)
         self.columns = columns
         self.partitions = list(manifest.partitions)
+
+    def amend(self, manifest: Any) -> None:
+        if self.pointer is not None and self.pointer[0].dataset_version == manifest.dataset_version:
+            self.pointer = (manifest, self.pointer[1])
+
+
+class InMemoryVersionedObjects:
+    """RewritableObjects: a versioned bucket (every version of every key kept until purged)."""
+
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.versions: dict[str, list[bytes]] = {k: [v] for k, v in objects.items()}
+
+    def list_keys(self) -> Any:
+        return iter(sorted(self.versions))
+
+    def read(self, key: str) -> bytes | None:
+        return self.versions[key][-1] if key in self.versions else None
+
+    def replace(self, key: str, body: bytes) -> None:
+        self.versions.setdefault(key, []).append(body)
+
+    def purge_older_versions(self, key: str) -> int:
+        older = len(self.versions[key]) - 1
+        self.versions[key] = self.versions[key][-1:]
+        return older
+
+    def remove(self, key: str) -> int:
+        return len(self.versions.pop(key, []))
+
+
+class InMemoryAuditLog:
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str], Any] = {}
+
+    def write(self, record: Any) -> None:
+        key = (record.request_id, record.status)
+        assert key not in self.records, "audit records are written once"
+        self.records[key] = record
+
+    def read(self, request_id: str) -> dict[str, Any]:
+        return {status: r for (rid, status), r in self.records.items() if rid == request_id}
+
+
+class RecordingErasureStarter:
+    def __init__(self) -> None:
+        self.started: list[Any] = []
+
+    def start(self, erasure: Any) -> None:
+        self.started.append(erasure)

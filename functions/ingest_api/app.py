@@ -1,4 +1,5 @@
-"""Ingestion API (API Gateway REST, IAM auth): POST /records, device bindings, GET /openapi.json.
+"""Ingestion API (API Gateway REST, IAM auth): POST /records, device bindings, erasure requests
+(GDPR), GET /openapi.json.
 
 Thin handler: read the HTTP request, call the domain function (made idempotent with Powertools and
 DynamoDB), map domain errors to HTTP responses. The domain lives in the shared layer (dxops).
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
+import re
 import traceback
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -35,8 +38,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter, ValidationError
 
 from dxops.adapters.dynamodb import DynamoDbDeviceBindings
-from dxops.adapters.s3 import S3ObjectStore
+from dxops.adapters.s3 import S3ErasureAuditLog, S3ObjectStore
 from dxops.adapters.secrets import SecretsManagerKeyProvider
+from dxops.adapters.stepfunctions import StepFunctionsErasureStarter
 from dxops.api.openapi import attach_request_body
 from dxops.api.responses import error_body
 from dxops.domain.clinical_ingestion import (
@@ -48,17 +52,21 @@ from dxops.domain.clinical_ingestion import (
     parse_ingest_body,
 )
 from dxops.domain.device_binding import bind_device, unbind_device
+from dxops.domain.erasure import erasure_status, request_erasure
 from dxops.domain.errors import MalformedPayload, PayloadTooLarge
 from dxops.domain.quarantine import safe_field_errors
 from dxops.observability import logger, metrics, tracer
 from dxops.schemas.clinical import ClinicalRecord
 from dxops.schemas.device import DeviceBinding, DeviceBindingRequest, DeviceId
+from dxops.schemas.erasure import ErasureRequestBody, ErasureStatus
 from dxops.settings import IngestApiSettings, load_settings
 
 settings = load_settings(IngestApiSettings)
 store = S3ObjectStore(settings.raw_bucket)
 keys = SecretsManagerKeyProvider(settings.pseudonym_secret_id, settings.pseudonym_key_max_age_seconds)
 device_bindings = DynamoDbDeviceBindings(settings.device_bindings_table)
+erasures = StepFunctionsErasureStarter(settings.erasure_state_machine_arn)
+erasure_audit = S3ErasureAuditLog(settings.audit_bucket)
 limits = IngestLimits(max_items=settings.max_batch_items, max_body_bytes=settings.max_body_bytes)
 idempotency_config = IdempotencyConfig(
     event_key_jmespath="idempotency_key",
@@ -69,6 +77,7 @@ persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
 app = APIGatewayRestResolver(enable_validation=True)
 _device_id_adapter: TypeAdapter[str] = TypeAdapter(DeviceId)
 RETRY_AFTER_SECONDS = "5"
+ERASURE_REQUEST_ID = re.compile(r"er-[0-9a-f]{32}")
 
 
 @idempotent_function(
@@ -180,6 +189,39 @@ def delete_device_binding(device_id: str) -> Response[Any]:
     metrics.add_metric(name="DevicesUnbound", unit=MetricUnit.Count, value=1)
     logger.info("device unbound", extra={"device_id": device_id})
     return Response(status_code=HTTPStatus.NO_CONTENT)
+
+
+@app.post(
+    "/erasure-requests",
+    summary="Erase one patient from the raw zone and every curated dataset (GDPR art. 17)",
+    description="Name the patient by site and identifier (pseudonymised at once, with the key in force) or by "
+    "pseudonym. The erasure runs asynchronously (its state machine); the request and its completion are "
+    "recorded in the audit log, which keeps a digest of the pseudonym only.",
+    tags=["privacy"],
+    responses={202: {"description": "Accepted: poll GET /erasure-requests/{request_id}"}},
+)
+def post_erasure_request(request: Annotated[ErasureRequestBody, Body()]) -> Response[Any]:
+    _caller()
+    accepted = request_erasure(request, keys=keys, starter=erasures, audit=erasure_audit, now=dt.datetime.now(dt.UTC))
+    metrics.add_metric(name="ErasuresRequested", unit=MetricUnit.Count, value=1)
+    logger.info("erasure requested", extra={"request_id": accepted.request_id})
+    return _json(HTTPStatus.ACCEPTED, accepted.model_dump(mode="json"))
+
+
+@app.get(
+    "/erasure-requests/<request_id>",
+    summary="State of an erasure request, from the audit log",
+    tags=["privacy"],
+    responses={404: {"description": "No such request"}},
+)
+def get_erasure_request(request_id: str) -> ErasureStatus:
+    _caller()
+    if not ERASURE_REQUEST_ID.fullmatch(request_id):
+        raise BadRequestError("request_id must be er- followed by 32 hexadecimal digits")
+    status = erasure_status(request_id, erasure_audit)
+    if status is None:
+        raise NotFoundError("no such erasure request")
+    return status
 
 
 def _device_id(value: str) -> str:

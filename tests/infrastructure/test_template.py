@@ -16,7 +16,15 @@ import pytest
 from samtranslator.translator.transform import transform  # type: ignore[import-untyped,unused-ignore]
 from samtranslator.yaml_helper import yaml_parse  # type: ignore[import-untyped,unused-ignore]
 
-from dxops.settings import DatasetPipelineSettings, DatasetTriggerSettings, IngestApiSettings, IngestDeviceSettings
+from dxops.settings import (
+    BeginErasureSettings,
+    CompleteErasureSettings,
+    DatasetPipelineSettings,
+    DatasetTriggerSettings,
+    EraseRawObjectsSettings,
+    IngestApiSettings,
+    IngestDeviceSettings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -39,6 +47,9 @@ SETTINGS_MODELS = {
     "EvaluateDatasetQualityFunction": DatasetPipelineSettings,
     "PublishDatasetVersionFunction": DatasetPipelineSettings,
     "WithdrawDatasetRunFunction": DatasetPipelineSettings,
+    "BeginErasureFunction": BeginErasureSettings,
+    "EraseRawObjectsFunction": EraseRawObjectsSettings,
+    "CompleteErasureFunction": CompleteErasureSettings,
 }
 # The front doors (API, devices) reserve concurrency; the pipeline's functions are bounded by
 # their callers (an event source mapping's MaximumConcurrency, the state machine).
@@ -327,6 +338,10 @@ def test_every_log_group_is_encrypted_retained_and_covered_by_the_key_policy(res
         "PublishDatasetVersionLogGroup",
         "WithdrawDatasetRunLogGroup",
         "DataProcessingLogGroup",
+        "BeginErasureLogGroup",
+        "EraseRawObjectsLogGroup",
+        "CompleteErasureLogGroup",
+        "ErasureLogGroup",
     }
     for group in groups.values():
         props = group["Properties"]
@@ -435,6 +450,11 @@ def test_no_iam_role_has_wildcard_actions_or_unscoped_resources(resources: dict[
         "DataProcessingStateMachineRole",
         "DataProcessingStateMachinePeriodicRunRole",
         "EtlJobRole",
+        "BeginErasureFunctionRole",
+        "EraseRawObjectsFunctionRole",
+        "CompleteErasureFunctionRole",
+        "ErasureStateMachineRole",
+        "ErasureJobRole",
     }
     for name, role in roles.items():
         assert set(role["Properties"].get("ManagedPolicyArns", [])) <= ALLOWED_MANAGED_POLICIES, name
@@ -460,6 +480,7 @@ def test_s3_writes_are_scoped_to_each_writers_prefixes(resources: dict[str, Any]
     assert _actions_on(resources["IngestApiFunctionRole"], "s3:PutObject") == {
         "<RawBucket.Arn>/raw/clinical/*",
         "<RawBucket.Arn>/quarantine/clinical/*",
+        "<AuditBucket.Arn>/audit/erasure/*",  # the erasure request's audit record
     }
     assert _actions_on(resources["IngestDeviceFunctionRole"], "s3:PutObject") == {
         "<RawBucket.Arn>/raw/device/*",
@@ -467,7 +488,9 @@ def test_s3_writes_are_scoped_to_each_writers_prefixes(resources: dict[str, Any]
     }
     assert _actions_on(resources["IotRuleRole"], "s3:PutObject") == {"<RawBucket.Arn>/quarantine/device/*"}
     for role in ("IngestApiFunctionRole", "IngestDeviceFunctionRole", "IotRuleRole"):
-        assert _actions_on(resources[role], "s3:GetObject") == set(), "no writer reads the raw zone"
+        assert not any(r.startswith("<RawBucket") for r in _actions_on(resources[role], "s3:GetObject")), (
+            "no writer reads the raw zone"
+        )
 
 
 def test_other_permissions_are_scoped_to_the_table_secret_key_and_queue(resources: dict[str, Any]) -> None:
@@ -509,6 +532,8 @@ def test_every_api_method_requires_iam_and_uses_no_caller_credentials(resources:
         ("/openapi.json", "get"),
         ("/devices/{device_id}/binding", "put"),
         ("/devices/{device_id}/binding", "delete"),
+        ("/erasure-requests", "post"),
+        ("/erasure-requests/{request_id}", "get"),
     }
     for key, op in methods.items():
         assert op["security"] == [{"AWS_IAM": []}], key
@@ -652,6 +677,8 @@ def test_outputs(cfn: dict[str, Any]) -> None:
         "CatalogDatabaseName",
         "CuratedTableName",
         "AlertsTopicArn",
+        "ErasureStateMachineArn",
+        "AuditBucketName",
     }
     assert render(outputs["ApiUrl"]["Value"]) == (
         "https://<IngestApi>.execute-api.<AWS::Region>.<AWS::URLSuffix>/<Environment>"

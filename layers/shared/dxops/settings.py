@@ -26,6 +26,8 @@ class IngestApiSettings(BaseSettings):
     idempotency_expiry_seconds: int = Field(default=86_400, alias="IDEMPOTENCY_EXPIRY_SECONDS", gt=0)
     max_batch_items: int = Field(default=500, alias="MAX_BATCH_ITEMS", gt=0, le=5000)
     max_body_bytes: int = Field(default=1_048_576, alias="MAX_BODY_BYTES", gt=0, le=5_000_000)
+    erasure_state_machine_arn: str = Field(alias="ERASURE_STATE_MACHINE_ARN", min_length=1)
+    audit_bucket: str = Field(alias="AUDIT_BUCKET", min_length=3)
 
 
 class IngestDeviceSettings(BaseSettings):
@@ -56,6 +58,24 @@ class DatasetTriggerSettings(FunctionSettings):
 
 class DatasetPipelineSettings(FunctionSettings):
     raw_bucket: str = Field(alias="RAW_BUCKET", min_length=3)
+    curated_bucket: str = Field(alias="CURATED_BUCKET", min_length=3)
+    catalog_database: str = Field(alias="CATALOG_DATABASE", min_length=1)
+    catalog_table: str = Field(alias="CATALOG_TABLE", min_length=1)
+
+
+class BeginErasureSettings(FunctionSettings):
+    raw_bucket: str = Field(alias="RAW_BUCKET", min_length=3)
+    audit_bucket: str = Field(alias="AUDIT_BUCKET", min_length=3)
+    curated_bucket: str = Field(alias="CURATED_BUCKET", min_length=3)
+    device_bindings_table: str = Field(alias="DEVICE_BINDINGS_TABLE", min_length=3)
+
+
+class EraseRawObjectsSettings(FunctionSettings):
+    raw_bucket: str = Field(alias="RAW_BUCKET", min_length=3)
+
+
+class CompleteErasureSettings(FunctionSettings):
+    audit_bucket: str = Field(alias="AUDIT_BUCKET", min_length=3)
     curated_bucket: str = Field(alias="CURATED_BUCKET", min_length=3)
     catalog_database: str = Field(alias="CATALOG_DATABASE", min_length=1)
     catalog_table: str = Field(alias="CATALOG_TABLE", min_length=1)

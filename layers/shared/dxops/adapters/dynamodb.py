@@ -40,3 +40,17 @@ class DynamoDbDeviceBindings:
             TableName=self.table_name, Key={"device_id": {"S": device_id}}, ReturnValues="ALL_OLD"
         )
         return "Attributes" in response
+
+    def delete_for_patient(self, patient_pseudonym: str) -> int:
+        # A scan: bindings are one item per device (thousands, not millions), and erasures are rare.
+        devices = [
+            item["device_id"]["S"]
+            for page in self._client.get_paginator("scan").paginate(
+                TableName=self.table_name,
+                FilterExpression="patient_pseudonym = :p",
+                ExpressionAttributeValues={":p": {"S": patient_pseudonym}},
+                ProjectionExpression="device_id",
+            )
+            for item in page.get("Items", [])
+        ]
+        return sum(self.delete(device_id) for device_id in devices)

@@ -14,6 +14,7 @@ _PARQUET = {
     "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
     "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
 }
+_TABLE_INPUT_KEYS = ("Name", "Description", "TableType", "StorageDescriptor", "PartitionKeys")
 _BATCH_LIMIT = 25  # BatchDeletePartition's limit; BatchCreatePartition allows 100
 
 
@@ -59,6 +60,15 @@ class GlueDatasetCatalog:
             },
         )
         self._replace_partitions(manifest)
+
+    def amend(self, manifest: DatasetManifest) -> None:
+        table = self._client.get_table(DatabaseName=self.database, Name=self.table)["Table"]
+        parameters = dict(table.get("Parameters", {}))
+        if parameters.get("dataset_version") != manifest.dataset_version:
+            return
+        parameters.update(content_hash=manifest.content_hash, row_count=str(manifest.rows["curated"]))
+        table_input = {key: table[key] for key in _TABLE_INPUT_KEYS if key in table}
+        self._client.update_table(DatabaseName=self.database, TableInput={**table_input, "Parameters": parameters})
 
     def _replace_partitions(self, manifest: DatasetManifest) -> None:
         old = [

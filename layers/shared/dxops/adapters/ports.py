@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dxops.domain.pseudonymisation import PseudonymKey
 from dxops.schemas.datasets import DatasetManifest, PreviousVersion
 from dxops.schemas.device import DeviceBinding
+from dxops.schemas.erasure import ErasureAudit, ErasureInput
 
 if TYPE_CHECKING:  # the trigger's domain types (the domain module imports these ports)
     from dxops.domain.dataset_trigger import Claim, ProcessingRun
@@ -32,6 +34,9 @@ class DeviceBindingStore(Protocol):
     def delete(self, device_id: str) -> bool:
         """Unbind a device; False if it was not bound."""
 
+    def delete_for_patient(self, patient_pseudonym: str) -> int:
+        """Unbind every device bound to this patient; returns how many (GDPR erasure)."""
+
 
 class ObjectClaims(Protocol):
     def claim(self, identity: str, run: ProcessingRun) -> Claim | None:
@@ -55,6 +60,12 @@ class DatasetFiles(Protocol):
     def write_json_once(self, key: str, document: Any) -> bool:
         """Write unless an object exists at key (conditional write); False if one does."""
 
+    def overwrite_json(self, key: str, document: Any) -> None:
+        """Write, replacing any object at key."""
+
+    def purge_noncurrent(self, prefix: str) -> int:
+        """Delete the older versions (and delete markers) of the objects under prefix; returns how many."""
+
     def copy(self, source_key: str, target_key: str) -> None:
         """Copy an object within the bucket."""
 
@@ -73,3 +84,38 @@ class DatasetCatalog(Protocol):
 
     def point_to(self, manifest: DatasetManifest, manifest_uri: str, columns: list[dict[str, str]]) -> None:
         """Point the table (location, columns, partitions, parameters) at this version."""
+
+    def amend(self, manifest: DatasetManifest) -> None:
+        """If the table points at this version, update its figures (row count, content hash)."""
+
+
+class ErasureStarter(Protocol):
+    def start(self, erasure: ErasureInput) -> None:
+        """Start the erasure state machine for this request."""
+
+
+class ErasureAuditLog(Protocol):
+    def write(self, record: ErasureAudit) -> None:
+        """Add a record (write-once storage: records are never changed)."""
+
+    def read(self, request_id: str) -> dict[str, ErasureAudit]:
+        """The records of a request, by status."""
+
+
+class RewritableObjects(Protocol):
+    """A versioned bucket whose objects an erasure rewrites."""
+
+    def list_keys(self) -> Iterator[str]:
+        """Every key of the bucket."""
+
+    def read(self, key: str) -> bytes | None:
+        """The object's body, or None if it is gone."""
+
+    def replace(self, key: str, body: bytes) -> None:
+        """Write a new version of the object."""
+
+    def purge_older_versions(self, key: str) -> int:
+        """Delete every version of key but the current one; returns how many."""
+
+    def remove(self, key: str) -> int:
+        """Delete every version of key; returns how many."""

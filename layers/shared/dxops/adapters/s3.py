@@ -4,10 +4,13 @@ set in template.yaml."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+
+from dxops.schemas.erasure import ErasureAudit
 
 _DELETE_LIMIT = 1000  # DeleteObjects' limit per call
 
@@ -49,6 +52,13 @@ class S3DatasetFiles:
             raise
         return True
 
+    def overwrite_json(self, key: str, document: Any) -> None:
+        body = (json.dumps(document, indent=2) + "\n").encode()
+        self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json")
+
+    def purge_noncurrent(self, prefix: str) -> int:
+        return _delete_versions(self._client, self.bucket, prefix, current_too=False)
+
     def copy(self, source_key: str, target_key: str) -> None:
         self._client.copy_object(
             Bucket=self.bucket, Key=target_key, CopySource={"Bucket": self.bucket, "Key": source_key}
@@ -56,21 +66,7 @@ class S3DatasetFiles:
 
     def delete_prefix(self, prefix: str) -> int:
         """Every version and delete marker under prefix: nothing of it stays recoverable."""
-        keys: set[str] = set()
-        for page in self._client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=prefix):
-            entries = [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
-            keys.update(e["Key"] for e in page.get("Versions", []))
-            for start in range(0, len(entries), _DELETE_LIMIT):
-                chunk = entries[start : start + _DELETE_LIMIT]
-                if chunk:
-                    self._client.delete_objects(
-                        Bucket=self.bucket,
-                        Delete={
-                            "Objects": [{"Key": e["Key"], "VersionId": e["VersionId"]} for e in chunk],
-                            "Quiet": True,
-                        },
-                    )
-        return len(keys)
+        return _delete_versions(self._client, self.bucket, prefix, current_too=True)
 
     def subfolders(self, prefix: str) -> list[str]:
         names: list[str] = []
@@ -79,3 +75,96 @@ class S3DatasetFiles:
         ):
             names.extend(p["Prefix"][len(prefix) :].rstrip("/") for p in page.get("CommonPrefixes", []))
         return names
+
+
+def _delete_versions(client: Any, bucket: str, prefix: str, *, current_too: bool) -> int:
+    """Delete the versions and delete markers under prefix (all, or all but the current ones);
+    returns how many object versions were deleted."""
+    deleted = 0
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        versions = [v for v in page.get("Versions", []) if current_too or not v["IsLatest"]]
+        markers = page.get("DeleteMarkers", [])
+        entries = [{"Key": e["Key"], "VersionId": e["VersionId"]} for e in [*versions, *markers]]
+        for start in range(0, len(entries), _DELETE_LIMIT):
+            client.delete_objects(
+                Bucket=bucket, Delete={"Objects": entries[start : start + _DELETE_LIMIT], "Quiet": True}
+            )
+        deleted += len(versions)
+    return deleted
+
+
+class S3RewritableObjects:
+    """The raw bucket, as an erasure rewrites it (versioned: older versions are purged explicitly)."""
+
+    def __init__(self, bucket: str, client: Any | None = None) -> None:
+        self.bucket = bucket
+        self._client = client or boto3.client("s3")
+
+    def list_keys(self) -> Iterator[str]:
+        for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
+            for obj in page.get("Contents", []):
+                yield obj["Key"]
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return bytes(self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+
+    def replace(self, key: str, body: bytes) -> None:
+        content_type = "application/x-ndjson" if key.endswith(".ndjson") else "application/json"
+        self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+    def purge_older_versions(self, key: str) -> int:
+        return self._delete_versions(key, keep_current=True)
+
+    def remove(self, key: str) -> int:
+        return self._delete_versions(key, keep_current=False)
+
+    def _delete_versions(self, key: str, *, keep_current: bool) -> int:
+        # list_object_versions is by prefix: keep to the versions of exactly this key.
+        deleted = 0
+        for page in self._client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key):
+            for version in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                if version["Key"] != key or (keep_current and version["IsLatest"]):
+                    continue
+                self._client.delete_object(Bucket=self.bucket, Key=key, VersionId=version["VersionId"])
+                deleted += "Size" in version  # delete markers are not object versions
+        return deleted
+
+
+class S3ErasureAuditLog:
+    """audit/erasure/<request_id>/<status>.json in the audit bucket (Object Lock: write once)."""
+
+    PREFIX = "audit/erasure/"
+
+    def __init__(self, bucket: str, client: Any | None = None) -> None:
+        self.bucket = bucket
+        self._client = client or boto3.client("s3")
+
+    def write(self, record: ErasureAudit) -> None:
+        key = f"{self.PREFIX}{record.request_id}/{record.status}.json"
+        # Object Lock buckets require an integrity checksum on every write.
+        self._client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=record.model_dump_json(indent=2).encode(),
+            ContentType="application/json",
+            ChecksumAlgorithm="SHA256",
+        )
+
+    def read(self, request_id: str) -> dict[str, ErasureAudit]:
+        records: dict[str, ErasureAudit] = {}
+        for status in ("requested", "completed"):
+            try:
+                body = self._client.get_object(Bucket=self.bucket, Key=f"{self.PREFIX}{request_id}/{status}.json")[
+                    "Body"
+                ]
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    continue
+                raise
+            records[status] = ErasureAudit.model_validate_json(body.read())
+        return records

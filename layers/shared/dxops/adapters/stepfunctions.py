@@ -8,6 +8,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from dxops.domain.dataset_trigger import ProcessingRun
+from dxops.schemas.erasure import ErasureInput
 
 
 class StepFunctionsRunStarter:
@@ -37,3 +38,16 @@ class StepFunctionsRunStarter:
     def _execution_arn(self, name: str) -> str:
         # arn:aws:states:<region>:<account>:stateMachine:<machine> -> ...:execution:<machine>:<name>
         return self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+
+
+class StepFunctionsErasureStarter:
+    """One execution of the erasure state machine per request, named after the request id."""
+
+    def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
+        self.state_machine_arn = state_machine_arn
+        self._client = client or boto3.client("stepfunctions")
+
+    def start(self, erasure: ErasureInput) -> None:
+        self._client.start_execution(
+            stateMachineArn=self.state_machine_arn, name=erasure.request_id, input=erasure.model_dump_json()
+        )

@@ -69,10 +69,19 @@ class QualityVerdict(PipelineDocument):
     source_objects: int = Field(ge=0)
 
 
+class ErasureNote(PipelineDocument):
+    """A GDPR erasure that removed rows from a published version (its only permitted change)."""
+
+    request_id: str
+    erased_at: dt.datetime
+    rows_removed: int = Field(ge=0)
+
+
 class DatasetManifest(PipelineDocument):
     """datasets/<version>/manifest.json: written once (conditional write), the version's identity card.
 
-    A version without a manifest is not a dataset (a run in progress, or one withdrawn)."""
+    A version without a manifest is not a dataset (a run in progress, or one withdrawn). Only a GDPR
+    erasure changes a published version: it rewrites the data and amends this manifest."""
 
     manifest_schema_version: Literal["1.0"] = MANIFEST_SCHEMA_VERSION
     dataset_version: VersionId
@@ -95,6 +104,7 @@ class DatasetManifest(PipelineDocument):
     run_summary_uri: str
     previous_version: VersionId | None
     pipeline: dict[str, str]  # execution name, Glue job run id, trigger
+    erasures: list[ErasureNote] = Field(default_factory=list)  # rows and content_hash are after them
 
 
 class DatasetReadyDetail(PipelineDocument):

@@ -1,15 +1,18 @@
 """The data-processing pipeline on the local cloud, end to end, with the real Glue job (local Spark):
 raw objects land -> the trigger starts one run -> Glue ETL -> DQ gate -> version published
 (manifest, catalog, DatasetReady); replays start nothing; an unchanged run publishes nothing; a
-failing-quality run ends in the alerting state with nothing published.
+failing-quality run ends in the alerting state with nothing published; an erasure request removes
+one patient everywhere (every object version of the raw bucket, every curated dataset), amends the
+manifest and is recorded in the write-once audit log.
 
-Three Spark runs (a subprocess each, ~20-40 s on 2 busy cores). The tests run in file order and
+Four Spark runs (a subprocess each, ~20-40 s on 2 busy cores). The tests run in file order and
 share one cloud: each stage starts from what the previous one left.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from cohorts.catalog import build_catalog
 from cohorts.patients import CohortConfig, CohortGenerator
@@ -26,8 +30,9 @@ from dxops.schemas.clinical import ClinicalRecord, PseudonymisedRecord
 from dxops.schemas.datasets import DatasetManifest
 from localcloud import event_sources, glue, stepfunctions
 from localcloud.cloud import LocalCloud
+from tests.integration import api_events
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 300.0
 KEY = PseudonymKey("k-test", b"test-secret-not-a-real-key")
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -135,7 +140,9 @@ STATE: dict[str, Any] = {}
 def test_a_burst_of_raw_objects_starts_one_run_that_publishes_a_version(
     cloud: LocalCloud, listeners: dict[str, str]
 ) -> None:
-    land(cloud, simulated_records(RECORDS, seed=11), OBJECTS, "burst")
+    records = simulated_records(RECORDS, seed=11)
+    STATE["erased"] = records[0]  # the patient the erasure stage removes
+    land(cloud, records, OBJECTS, "burst")
     stats = event_sources.drain(cloud)["DatasetTriggerFunctionRawObjects"]
     assert stats.delivered == OBJECTS and not stats.errors
     (execution,) = executions(cloud)  # thirty objects, one run
@@ -212,6 +219,8 @@ def test_a_scheduled_run_without_new_data_publishes_nothing(cloud: LocalCloud, l
 
 def test_a_failing_quality_run_alerts_and_publishes_nothing(cloud: LocalCloud, listeners: dict[str, str]) -> None:
     implausible = simulated_records(10, seed=12)
+    # A second encounter of the patient to erase, so that they are in the failing rows too.
+    implausible[0] = {**STATE["erased"], "record_id": "erased-patient-second-visit"}
     for line in implausible:
         line["age_years"] = 300.0  # outside the age_range rule (0-130): an error-level rule
     land(cloud, implausible, 2, "implausible")
@@ -242,3 +251,106 @@ def test_a_failing_quality_run_alerts_and_publishes_nothing(cloud: LocalCloud, l
         DatabaseName=cloud.outputs["CatalogDatabaseName"], Name=cloud.outputs["CuratedTableName"]
     )["Table"]
     assert table["Parameters"]["dataset_version"] == STATE["first"].dataset_version
+
+
+def api_request(method: str, path: str, body: Any = None) -> dict[str, Any]:
+    """A signed API Gateway proxy event for the ingestion API function."""
+    event = api_events.load_event("ingest_api/put_device_binding.json")
+    resource = "/erasure-requests/{request_id}" if path.count("/") > 1 else path
+    event.update(resource=resource, path=path, httpMethod=method, pathParameters=None)
+    event["requestContext"].update(resourcePath=resource, httpMethod=method)
+    if path.count("/") > 1:
+        event["pathParameters"] = {"request_id": path.rsplit("/", 1)[1]}
+    event["body"] = None if body is None else json.dumps(body)
+    return event
+
+
+def all_versions(bucket: str, prefix: str = "") -> list[tuple[str, bytes]]:
+    """Every version of every object under prefix (current and older), with its body."""
+    s3, found = boto3.client("s3"), []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for version in page.get("Versions", []):
+            body = s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])["Body"].read()
+            found.append((version["Key"], body))
+    return found
+
+
+def test_an_erasure_removes_the_patient_everywhere(cloud: LocalCloud, spark: Any, tmp_path: Path) -> None:
+    patient = STATE["erased"]["patient_pseudonym"]
+    raw, curated = cloud.outputs["RawBucketName"], cloud.outputs["CuratedBucketName"]
+    s3 = boto3.client("s3")
+    # The patient also wore a device (a binding and readings) and had a record quarantined at ingestion.
+    reading = {"reading_id": "dev-e:1", "device_id": "dev-e", "patient_pseudonym": patient, "measurements": []}
+    s3.put_object(Bucket=raw, Key=raw_key("device", "site-dp", NOW.date(), "erasure-dev"), Body=to_ndjson([reading]))
+    rejected = {"reason": "invalid", "patient_pseudonym": patient, "errors": []}
+    s3.put_object(Bucket=raw, Key="quarantine/clinical/ingest_date=2026-11-27/q1.ndjson", Body=to_ndjson([rejected]))
+    bindings_table = cloud.physical_id("DeviceBindingsTable")
+    boto3.client("dynamodb").put_item(
+        TableName=bindings_table,
+        Item={"device_id": {"S": "dev-e"}, "patient_pseudonym": {"S": patient}, "source": {"S": "site-dp"}},
+    )
+    assert any(patient.encode() in body for _, body in all_versions(raw))
+
+    response = cloud.invoke(
+        "IngestApiFunction", api_request("POST", "/erasure-requests", {"patient_pseudonym": patient})
+    )
+    assert response["statusCode"] == 202, response["body"]
+    request_id = json.loads(response["body"])["request_id"]
+    erasure_arn = cloud.outputs["ErasureStateMachineArn"].replace(":stateMachine:", ":execution:") + f":{request_id}"
+    result = finish(cloud, erasure_arn)
+    assert result["status"] == "SUCCEEDED", result["task_failures"]
+
+    # Raw bucket: no version of any object holds the patient any more; the others' lines stay.
+    assert not [key for key, body in all_versions(raw) if patient.encode() in body]
+    assert len(cloud.ndjson_lines(raw, "raw/clinical/")) == RECORDS + 10 - 2
+    assert (
+        boto3.client("dynamodb").get_item(TableName=bindings_table, Key={"device_id": {"S": "dev-e"}}).get("Item")
+        is None
+    )
+
+    # Curated bucket: the published version's table and the failed run's quarantine, without the patient.
+    first: DatasetManifest = STATE["first"]
+    local = tmp_path / "curated"
+    older_data_versions = []
+    for key, body in all_versions(curated):  # newest first per key; data must have no older version left
+        target = local / key
+        if target.exists():
+            if key.endswith(".parquet") or "/lines/" in key:
+                older_data_versions.append(key)
+            continue  # an older manifest (no patient data: the amendment keeps its history)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(body)
+    assert older_data_versions == []
+    table = spark.read.parquet(str(local / "datasets" / first.dataset_version / "table"))
+    assert table.count() == RECORDS - 1 and table.filter(table.patient_id == patient).count() == 0
+    failing = [p for p in local.glob("quarantine/*/dq_failing_rows") if p.is_dir()]
+    assert failing and all(spark.read.parquet(str(f)).filter(f"patient_id = '{patient}'").count() == 0 for f in failing)
+    assert not [
+        k for k, body in all_versions(curated, "quarantine/") if k.endswith(".json") and patient.encode() in body
+    ]
+    assert keys_under(curated, "erasure-requests/") == []
+
+    amended = DatasetManifest.model_validate(s3_json(first.table_uri.replace("table/", "manifest.json")))
+    assert amended.rows["curated"] == RECORDS - 1 and amended.content_hash != first.content_hash
+    assert [e.request_id for e in amended.erasures] == [request_id]
+    table_params = boto3.client("glue").get_table(
+        DatabaseName=cloud.outputs["CatalogDatabaseName"], Name=cloud.outputs["CuratedTableName"]
+    )["Table"]["Parameters"]
+    assert (table_params["row_count"], table_params["content_hash"]) == (str(RECORDS - 1), amended.content_hash)
+
+    # The audit log: requested and completed, a digest of the pseudonym only, and write-once.
+    audit = cloud.outputs["AuditBucketName"]
+    records = {
+        key.rsplit("/", 1)[1]: json.loads(body) for key, body in all_versions(audit, f"audit/erasure/{request_id}/")
+    }
+    assert set(records) == {"requested.json", "completed.json"}
+    assert all(patient not in json.dumps(r) for r in records.values())
+    assert records["completed.json"]["pseudonym_sha256"] == hashlib.sha256(patient.encode()).hexdigest()
+    assert records["completed.json"]["raw"]["lines_removed"] == 4  # burst record, second visit, reading, quarantine
+    version_id = s3.list_object_versions(Bucket=audit, Prefix=f"audit/erasure/{request_id}/completed.json")["Versions"][
+        0
+    ]["VersionId"]
+    with pytest.raises(ClientError):
+        s3.delete_object(Bucket=audit, Key=f"audit/erasure/{request_id}/completed.json", VersionId=version_id)
+    status = cloud.invoke("IngestApiFunction", api_request("GET", f"/erasure-requests/{request_id}"))
+    assert status["statusCode"] == 200 and json.loads(status["body"])["status"] == "completed"
