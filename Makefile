@@ -5,6 +5,7 @@ SHELL := /bin/bash
 # Python 3.13 for the Lambdas and the tooling (.python-version); pyenv provides it on these machines.
 PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || ls "$$(pyenv root 2>/dev/null || echo $(HOME)/.pyenv)"/versions/3.13*/bin/python3.13 2>/dev/null | head -1)
 VENV := .venv
+CONFIG_ENV ?= dev
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 CHECKOV_VENV := .venv-checkov
@@ -88,6 +89,10 @@ schemas: $(PY) ## export the JSON Schemas of the API and storage formats to arti
 
 build: $(PY) ## sam build (needs python3.13 on PATH: the venv provides it)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --cached --parallel
+
+deploy: build ## sam deploy (CONFIG_ENV=dev|prod), then upload the Glue jobs' library (tools/publish_glue_libraries.py)
+	$(VENV)/bin/sam deploy --config-env $(CONFIG_ENV)
+	$(PY) tools/publish_glue_libraries.py --stack-name $$($(PY) -c "import tomllib; c = tomllib.load(open('samconfig.toml', 'rb')); print(c['$(CONFIG_ENV)']['deploy']['parameters']['stack_name'])")
 
 clean: ## remove environments, build output and artifacts
 	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam artifacts .pytest_cache .mypy_cache .ruff_cache

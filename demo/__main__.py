@@ -1,6 +1,7 @@
 """dxops on the local cloud: clinical records over HTTP (SigV4) to the local REST API, device
 bindings through the API, device readings over real MQTT through the template's IoT rule, then
-reconcile what landed in S3.
+reconcile what landed in S3; the raw objects trigger the data-processing state machine (Glue ETL in
+local Spark, data-quality gate, a published dataset version); finally one patient is erased (GDPR).
 
 Writes artifacts/demo/summary.json.
 """
@@ -16,6 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+import boto3
 
 from cohorts import CohortConfig, CohortGenerator, build_catalog
 from cohorts.malformed import damage, malformed_choice
@@ -38,6 +41,9 @@ from localcloud.mqtt_broker import LocalMqttBroker
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "demo"
 RECORDS, BAD_SHARE, BATCH = 400, 0.08, 100
 DEVICES, READINGS, READINGS_PER_MESSAGE, DEVICE_INVALID_RATE = 6, 30, 5, 0.1
+# Raw objects landing within one window start one data-processing run (template default 900 s;
+# short here so that the demo's run starts soon after ingestion).
+TRIGGER_WINDOW_SECONDS = 20
 
 
 CONSOLE = sys.stdout  # the handlers' stdout (JSON logs, EMF metrics) goes to a log file instead
@@ -66,8 +72,9 @@ def synthetic_cohort(seed: int = 7) -> tuple[list[dict[str, Any]], dict[int, str
     return records, defects, kinds
 
 
-def ingest_clinical(api_url: str) -> dict[str, Any]:
-    records, defects, kinds = synthetic_cohort()
+def ingest_clinical(
+    api_url: str, records: list[dict[str, Any]], defects: dict[int, str], kinds: Counter[str]
+) -> dict[str, Any]:
     step(
         f"POST /records: {RECORDS} simulated records ({kinds['common']} common, {kinds['rare']} rare diseases), "
         f"batches of {BATCH}, {len(defects)} damaged on purpose"
@@ -97,12 +104,19 @@ def ingest_clinical(api_url: str) -> dict[str, Any]:
     }
 
 
-def ingest_devices(cloud: LocalCloud, api_url: str) -> dict[str, Any]:
+def monitored_patients(records: list[dict[str, Any]], defects: dict[int, str]) -> tuple[str, list[str]]:
+    """DEVICES patients of one site among the undamaged records: the devices are bound to them."""
+    intact = [r for i, r in enumerate(records) if i not in defects]
+    site = str(intact[0]["source"])
+    return site, [str(r["patient_id"]) for r in intact if r["source"] == site][:DEVICES]
+
+
+def ingest_devices(cloud: LocalCloud, api_url: str, site: str, patient_ids: list[str]) -> dict[str, Any]:
     step(
         f"MQTT: {DEVICES} devices x {READINGS} readings, {READINGS_PER_MESSAGE} per message, "
         f"{DEVICE_INVALID_RATE:.0%} defective messages"
     )
-    devices = make_devices(DEVICES, "site-a", seed=7)
+    devices = make_devices(DEVICES, site, seed=7, patient_ids=patient_ids)
     for device_id, body in bindings(devices).items():
         response = call_api(f"{api_url}/devices/{device_id}/binding", "PUT", body)
         if response.status != 200:
@@ -126,7 +140,8 @@ def ingest_devices(cloud: LocalCloud, api_url: str) -> dict[str, Any]:
                 time.sleep(0.05)
         finally:
             bridge.stop()
-    polls = drain(cloud)
+    # Drains every queue (the dataset trigger's too: the readings' S3 objects are raw data).
+    polls = {name: stats for name, stats in drain(cloud).items() if name.startswith("IngestDeviceFunction")}
     for name, stats in polls.items():
         say(f"  {name}: {stats.invocations} invocations of the device function, {stats.deleted} messages processed")
     return {
@@ -171,10 +186,137 @@ def reconcile(cloud: LocalCloud, clinical: dict[str, Any], devices: dict[str, An
     return {"stored": stored, "checks": checks}
 
 
+def _executions(cloud: LocalCloud, machine_output: str) -> list[dict[str, Any]]:
+    sfn = boto3.client("stepfunctions", endpoint_url=cloud.endpoint)
+    return [dict(e) for e in sfn.list_executions(stateMachineArn=cloud.outputs[machine_output])["executions"]]
+
+
+def _wait_for_runs(cloud: LocalCloud, machine_output: str, timeout: float) -> list[dict[str, Any]]:
+    """Every execution of a state machine, once none is running (the trigger window's wait included)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = _executions(cloud, machine_output)
+        if runs and all(r["status"] != "RUNNING" for r in runs):
+            sfn = boto3.client("stepfunctions", endpoint_url=cloud.endpoint)
+            return [dict(sfn.describe_execution(executionArn=r["executionArn"])) for r in runs]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{machine_output}: runs still going after {timeout} s")
+        time.sleep(1)
+
+
+def process_data(cloud: LocalCloud, stored: dict[str, int]) -> dict[str, Any]:
+    step(
+        f"Data processing: raw objects -> trigger window ({TRIGGER_WINDOW_SECONDS} s) -> Glue ETL (local Spark) "
+        "-> data-quality gate -> dataset version"
+    )
+    drain(cloud)  # the device objects' S3 events reach the trigger too
+    runs = _wait_for_runs(cloud, "DataProcessingStateMachineArn", timeout=900)
+    summaries = []
+    for run in sorted(runs, key=lambda r: r["startDate"]):
+        output = json.loads(run.get("output") or "{}")
+        seconds = (run["stopDate"] - run["startDate"]).total_seconds()
+        say(f"  run {run['name']}: {run['status']} in {seconds:.0f} s {run.get('error', '')}")
+        summaries.append(
+            {
+                "name": run["name"],
+                "status": run["status"],
+                "error": run.get("error"),
+                "seconds": round(seconds, 1),
+                **output,
+            }
+        )
+    glue = boto3.client("glue", endpoint_url=cloud.endpoint)
+    table = glue.get_table(DatabaseName=cloud.outputs["CatalogDatabaseName"], Name=cloud.outputs["CuratedTableName"])
+    parameters = table["Table"].get("Parameters", {})
+    if "manifest_uri" not in parameters:
+        return {"runs": summaries, "published": None, "checks": {"a_dataset_version_was_published": False}}
+    s3 = boto3.client("s3", endpoint_url=cloud.endpoint)
+    bucket, key = parameters["manifest_uri"].removeprefix("s3://").split("/", 1)
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    report = json.loads(s3.get_object(Bucket=bucket, Key=key.replace("manifest.json", "dq_report.json"))["Body"].read())
+    rows = manifest["rows"]
+    (ARTIFACTS / "dataset").mkdir(exist_ok=True)
+    (ARTIFACTS / "dataset" / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (ARTIFACTS / "dataset" / "dq_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    say(f"  published {manifest['dataset_version']} ({manifest['content_hash'][:19]}...)")
+    say(
+        f"  rows: {rows['clinical_lines_in']} raw lines = {rows['curated']} curated + "
+        f"{rows['clinical_duplicates']} duplicates + {rows['clinical_quarantined']} quarantined"
+    )
+    outcomes = Counter(r["status"] for r in report["rules"])
+    say(
+        f"  data quality: {report['status']} ({len({r['rule'] for r in report['rules']})} rules, {len(report['rules'])} "
+        f"checks: {outcomes['pass']} passed, {outcomes['fail']} failed, {outcomes['skipped']} skipped)"
+    )
+    checks = {
+        "a_dataset_version_was_published": True,
+        "every_run_ended_published_or_unchanged": all(r["status"] == "SUCCEEDED" for r in runs),
+        "raw_clinical_lines_reconcile_with_the_dataset": rows["clinical_lines_in"] == stored["raw_clinical_records"]
+        and rows["clinical_lines_in"] == rows["curated"] + rows["clinical_duplicates"] + rows["clinical_quarantined"],
+        "device_readings_reconcile_with_the_dataset": rows["reading_lines_in"] == stored["raw_device_readings"],
+    }
+    for name, ok in checks.items():
+        say(f"  {'OK  ' if ok else 'FAIL'} {name}")
+    return {
+        "runs": summaries,
+        "published": {
+            "dataset_version": manifest["dataset_version"],
+            "content_hash": manifest["content_hash"],
+            "rows": rows,
+            "class_counts": manifest["class_counts"],
+            "source_objects": manifest["source_objects"],
+            "dq": {
+                "status": report["status"],
+                "ruleset": manifest["dq_ruleset"],
+                "rules": {r["id"]: r["status"] for r in report["rules"]},
+            },
+            "manifest": str(ARTIFACTS / "dataset" / "manifest.json"),
+        },
+        "checks": checks,
+    }
+
+
+def erase_patient(cloud: LocalCloud, api_url: str, site: str, patient_id: str) -> dict[str, Any]:
+    step("GDPR erasure of one patient (a monitored one: records, device readings and binding)")
+    raw = cloud.outputs["RawBucketName"]
+    response = call_api(f"{api_url}/erasure-requests", "POST", {"source": site, "patient_id": patient_id})
+    request_id = response.body["request_id"]
+    say(f"  POST /erasure-requests: HTTP {response.status}, request {request_id}")
+    deadline = time.monotonic() + 600
+    while (status := call_api(f"{api_url}/erasure-requests/{request_id}", "GET")).body.get("status") != "completed":
+        if time.monotonic() > deadline or any(
+            r["status"] == "FAILED" for r in _executions(cloud, "ErasureStateMachineArn")
+        ):
+            raise RuntimeError(f"erasure {request_id} did not complete")
+        time.sleep(1)
+    body = status.body
+    say(
+        f"  completed: {body['raw_lines_removed']} raw lines and {body['curated_rows_removed']} curated rows "
+        f"removed, versions amended: {', '.join(body['versions_amended']) or 'none'}"
+    )
+    s3 = boto3.client("s3", endpoint_url=cloud.endpoint)
+    sfn = boto3.client("stepfunctions", endpoint_url=cloud.endpoint)
+    execution = _executions(cloud, "ErasureStateMachineArn")[0]
+    pseudonym = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])["patient_pseudonym"]
+    remaining = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=raw):
+        for version in page.get("Versions", []):
+            body = s3.get_object(Bucket=raw, Key=version["Key"], VersionId=version["VersionId"])["Body"].read()
+            remaining += pseudonym.encode() in body
+    checks = {
+        "erased_patient_in_no_raw_object_version": remaining == 0,
+        "erasure_request_completed": status.status == 200,
+    }
+    for name, ok in checks.items():
+        say(f"  {'OK  ' if ok else 'FAIL'} {name}")
+    return {"request_id": request_id, **{k: v for k, v in status.body.items() if k != "request_id"}, "checks": checks}
+
+
 def main() -> int:
     started = time.perf_counter()
     step("Starting the local cloud (moto server) and deploying template.yaml")
-    with LocalCloud.start(server=True) as cloud, serve_api(cloud) as api:
+    parameters = {"TriggerWindowSeconds": str(TRIGGER_WINDOW_SECONDS), "TriggerSettleSeconds": "2"}
+    with LocalCloud.start(server=True, parameters=parameters) as cloud, serve_api(cloud) as api:
         api_url = api.base_url()
         say(f"  {'AWS endpoint':24s} {cloud.endpoint}")
         say(f"  {'REST API':24s} {api_url}")
@@ -192,10 +334,15 @@ def main() -> int:
         say(f"  {'Clocks':24s} {scheduled_rules} scheduled rules on the clock, alarms evaluated every 2 s")
         # Handler logs (JSON, no PHI) would drown the story: they go to artifacts/demo/lambda.log.
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        records, defects, kinds = synthetic_cohort()
+        site, monitored = monitored_patients(records, defects)
         with open(ARTIFACTS / "lambda.log", "w") as log, contextlib.redirect_stdout(log):
-            clinical = ingest_clinical(api_url)
-            devices = ingest_devices(cloud, api_url)
+            clinical = ingest_clinical(api_url, records, defects, kinds)
+            devices = ingest_devices(cloud, api_url, site, monitored)
         result = reconcile(cloud, clinical, devices)
+        with open(ARTIFACTS / "lambda.log", "a") as log, contextlib.redirect_stdout(log):
+            processing = process_data(cloud, result["stored"])
+            erasure = erase_patient(cloud, api_url, site, monitored[0])
         clocks = {
             "scheduled_rules": scheduled_rules,
             "scheduled_fires": len(schedule_clock.fired),
@@ -205,12 +352,15 @@ def main() -> int:
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "backend": "localcloud (moto server, REST API over HTTP, MQTT broker)",
         "ingestion": {"clinical": clinical, "devices": devices, **result},
+        "data_processing": processing,
+        "erasure": erasure,
         "clocks": clocks,
         "seconds": round(time.perf_counter() - started, 2),
     }
     (ARTIFACTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     say(f"\nsummary: {ARTIFACTS / 'summary.json'} ({summary['seconds']} s)")
-    return 0 if all(result["checks"].values()) else 1
+    checks = {**result["checks"], **processing["checks"], **erasure["checks"]}
+    return 0 if all(checks.values()) else 1
 
 
 if __name__ == "__main__":

@@ -527,6 +527,15 @@ def install() -> None:
     boto_client.moto_server_port = _moto_server_port  # type: ignore[attr-defined]
     StepFunctionResponse.send_task_failure = _send_task_failure  # type: ignore[method-assign]
     register_provisioner("AWS::StepFunctions::StateMachine", state_machine)
+    # moto warns on every IsTimestamp comparison that the operator is "not fully supported"; it
+    # evaluates ISO 8601 timestamps as AWS does (tests/glue/test_data_processing_end_to_end.py
+    # takes the Wait branch through it), so the warning is noise on the demo's console.
+    logging.getLogger(_IS_OPERATOR_LOGGER).setLevel(logging.ERROR)
+
+
+_IS_OPERATOR_LOGGER = (
+    "moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.is_operator"
+)
 
 
 # --- For tests and the demo ---------------------------------------------------------------------

@@ -219,6 +219,7 @@ def get_erasure_request(request_id: str) -> ErasureStatus:
     if not ERASURE_REQUEST_ID.fullmatch(request_id):
         raise BadRequestError("request_id must be er- followed by 32 hexadecimal digits")
     status = erasure_status(request_id, erasure_audit)
+    metrics.add_metric(name="ErasureStatusReads", unit=MetricUnit.Count, value=1)
     if status is None:
         raise NotFoundError("no such erasure request")
     return status

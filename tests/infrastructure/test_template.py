@@ -25,6 +25,7 @@ from dxops.settings import (
     IngestApiSettings,
     IngestDeviceSettings,
 )
+from tools.publish_glue_libraries import builders
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -750,7 +751,9 @@ def test_etl_job_runs_the_repository_script_one_run_at_a_time(sam: dict[str, Any
     assert props["SecurityConfiguration"] == {"Ref": "EtlSecurityConfiguration"}
     arguments = props["DefaultArguments"]
     assert render(arguments["--extra-py-files"]) == "s3://<ArtifactsBucket>/glue/dxops_etl.zip"
-    assert (ROOT / sam["Resources"]["EtlJob"]["Metadata"]["ExtraPyFilesBuilder"]).is_file()
+    # `make deploy` and the local cloud build and upload the library named by each job's Metadata.
+    jobs = builders(TEMPLATE)
+    assert set(jobs) == {"EtlJob", "ErasureJob"} and all(script.is_file() for script in jobs.values())
     (pin,) = [
         line for line in (ROOT / "requirements" / "dev.lock").read_text().splitlines() if line.startswith("cuallee==")
     ]

@@ -42,6 +42,14 @@ def glue_outputs(
     rules = [
         {"id": "record_id_unique", "level": "error", "status": "pass"},
         {"id": "age_range", "level": "error", "status": "fail" if status == "fail" else "pass"},
+        # one rule checked on two columns: one check each, folded per rule by the gate
+        {"id": "labs_plausible:2345-7", "rule": "labs_plausible", "level": "error", "status": "pass"},
+        {
+            "id": "labs_plausible:718-7",
+            "rule": "labs_plausible",
+            "level": "error",
+            "status": "fail" if status == "fail" else "pass",
+        },
         {"id": "label_known", "level": "error", "status": "skipped"},
         {"id": "soft_rule", "level": "warning", "status": "fail"},
     ]
@@ -124,7 +132,8 @@ def test_a_failing_run_keeps_its_reports_in_the_quarantine_and_publishes_nothing
     run = run_of(files, catalog)
     glue_outputs(files, run.dataset_version, status="fail", content_hash=HASH_B)
     verdict = evaluate_run(run, files)
-    assert verdict.failed_rules == ["age_range"]  # warnings and skipped rules do not fail a dataset
+    assert verdict.failed_rules == ["age_range", "labs_plausible"]  # warnings and skipped rules do not
+    assert [r.id for r in verdict.rules].count("labs_plausible") == 1
     withdrawal = withdraw_run(run, verdict, files)
     assert withdrawal.reason == "quality-failed"
     assert withdrawal.kept == [

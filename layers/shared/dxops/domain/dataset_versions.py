@@ -103,17 +103,32 @@ def evaluate_run(run: DatasetRun, files: DatasetFiles) -> QualityVerdict:
     summary = _read_report(files, _version_key(run, "run_summary.json"))
     report = _read_report(files, _version_key(run, "dq_report.json"))
     content_hash = str(summary["content_hash"])
+    rules = _by_rule(report["rules"])
     return QualityVerdict(
         dataset_version=run.dataset_version,
         status=report["status"],
         unchanged=run.previous is not None and run.previous.content_hash == content_hash,
         content_hash=content_hash,
-        failed_rules=[r["id"] for r in report["rules"] if r["status"] == "fail" and r["level"] == "error"],
-        rules=[RuleResult(id=r["id"], level=r["level"], status=r["status"]) for r in report["rules"]],
+        failed_rules=[r.id for r in rules if r.status == "fail" and r.level == "error"],
+        rules=rules,
         rows={k: int(v) for k, v in summary["rows"].items()},
         class_counts={k: int(v) for k, v in summary["class_counts"].items()},
         source_objects=int(summary["source_objects"]),
     )
+
+
+def _by_rule(checks: list[dict[str, Any]]) -> list[RuleResult]:
+    """The report's checks (a rule may check several columns: one check each) folded per rule: it
+    fails if any check fails, passes if any passes, is skipped if all are."""
+    outcomes: dict[str, list[dict[str, Any]]] = {}
+    for check in checks:
+        outcomes.setdefault(str(check.get("rule", check["id"])), []).append(check)
+    results = []
+    for rule, its_checks in outcomes.items():
+        statuses = {c["status"] for c in its_checks}
+        status = "fail" if "fail" in statuses else "pass" if "pass" in statuses else "skipped"
+        results.append(RuleResult(id=rule, level=its_checks[0]["level"], status=status))
+    return results
 
 
 def publish_version(
