@@ -243,10 +243,10 @@ def process_data(cloud: LocalCloud, stored: dict[str, int]) -> dict[str, Any]:
         f"  rows: {rows['clinical_lines_in']} raw lines = {rows['curated']} curated + "
         f"{rows['clinical_duplicates']} duplicates + {rows['clinical_quarantined']} quarantined"
     )
-    outcomes = Counter(r["status"] for r in report["rules"])
+    outcomes, rules = Counter(r["status"] for r in report["rules"]), {r["rule"] for r in report["rules"]}
     say(
-        f"  data quality: {report['status']} ({len({r['rule'] for r in report['rules']})} rules, {len(report['rules'])} "
-        f"checks: {outcomes['pass']} passed, {outcomes['fail']} failed, {outcomes['skipped']} skipped)"
+        f"  data quality: {report['status']} ({len(rules)} rules, {len(report['rules'])} checks: "
+        f"{outcomes['pass']} passed, {outcomes['fail']} failed, {outcomes['skipped']} skipped)"
     )
     checks = {
         "a_dataset_version_was_published": True,
