@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["ingest", "localcloud", "simulator"]
+BENCHMARKS = ["ingest", "localcloud", "simulator", "etl"]
 
 
 def main() -> None:

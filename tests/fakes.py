@@ -137,25 +137,12 @@ class InMemoryDatasetFiles:
 
 
 class InMemoryCatalog:
-    """DatasetCatalog: remembers what the table points at."""
+    """DatasetCatalog: remembers what the table points at (and the figures it shows)."""
 
     def __init__(self) -> None:
         self.pointer: Any = None
         self.columns: list[dict[str, str]] = []
         self.partitions: list[str] = []
-
-    def current(self) -> Any:
-        from dxops.schemas.datasets import PreviousVersion
-
-        if self.pointer is None:
-            return None
-        manifest, uri = self.pointer
-        return PreviousVersion(
-            dataset_version=manifest.dataset_version,
-            content_hash=manifest.content_hash,
-            row_count=manifest.rows["curated"],
-            manifest_uri=uri,
-        )
 
     def point_to(self, manifest: Any, manifest_uri: str, columns: list[dict[str, str]]) -> None:
         self.pointer = (manifest, manifest_uri)
@@ -168,27 +155,44 @@ class InMemoryCatalog:
 
 
 class InMemoryVersionedObjects:
-    """RewritableObjects: a versioned bucket (every version of every key kept until purged)."""
+    """RewritableObjects: a versioned bucket (every version kept until purged; None = delete marker).
+
+    `interfere` simulates a concurrent writer: called once before a conditional write, it may
+    change the object so that the write's precondition fails."""
 
     def __init__(self, objects: dict[str, bytes]) -> None:
-        self.versions: dict[str, list[bytes]] = {k: [v] for k, v in objects.items()}
+        self.versions: dict[str, list[bytes | None]] = {k: [v] for k, v in objects.items()}
+        self.interfere: Any = None
 
     def list_keys(self) -> Any:
         return iter(sorted(self.versions))
 
-    def read(self, key: str) -> bytes | None:
-        return self.versions[key][-1] if key in self.versions else None
+    def read_versions(self, key: str) -> list[Any]:
+        from dxops.adapters.ports import StoredVersion
 
-    def replace(self, key: str, body: bytes) -> None:
-        self.versions.setdefault(key, []).append(body)
+        history = self.versions.get(key, [])
+        return [
+            StoredVersion(version_id=str(i), etag=f"etag-{i}", is_latest=i == len(history) - 1, body=body)
+            for i, body in reversed(list(enumerate(history)))
+        ]
+
+    def replace(self, key: str, body: bytes, if_match: str) -> None:
+        from dxops.domain.erasure import ConcurrentChange
+
+        if self.interfere is not None:
+            interfere, self.interfere = self.interfere, None
+            interfere(self)
+        if if_match != f"etag-{len(self.versions[key]) - 1}":
+            raise ConcurrentChange(key)
+        self.versions[key].append(body)
 
     def purge_older_versions(self, key: str) -> int:
-        older = len(self.versions[key]) - 1
+        older = [v for v in self.versions[key][:-1] if v is not None]
         self.versions[key] = self.versions[key][-1:]
-        return older
+        return len(older)
 
     def remove(self, key: str) -> int:
-        return len(self.versions.pop(key, []))
+        return len([v for v in self.versions.pop(key, []) if v is not None])
 
 
 class InMemoryAuditLog:
@@ -204,9 +208,14 @@ class InMemoryAuditLog:
         return {status: r for (rid, status), r in self.records.items() if rid == request_id}
 
 
-class RecordingErasureStarter:
+class RecordingErasureRuns:
     def __init__(self) -> None:
         self.started: list[Any] = []
+        self.statuses: dict[str, str] = {}
 
     def start(self, erasure: Any) -> None:
         self.started.append(erasure)
+        self.statuses[erasure.request_id] = "RUNNING"
+
+    def status(self, request_id: str) -> str | None:
+        return self.statuses.get(request_id)

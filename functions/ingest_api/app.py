@@ -40,7 +40,7 @@ from pydantic import TypeAdapter, ValidationError
 from dxops.adapters.dynamodb import DynamoDbDeviceBindings
 from dxops.adapters.s3 import S3ErasureAuditLog, S3ObjectStore
 from dxops.adapters.secrets import SecretsManagerKeyProvider
-from dxops.adapters.stepfunctions import StepFunctionsErasureStarter
+from dxops.adapters.stepfunctions import StepFunctionsErasureRuns
 from dxops.api.openapi import attach_request_body
 from dxops.api.responses import error_body
 from dxops.domain.clinical_ingestion import (
@@ -65,7 +65,7 @@ settings = load_settings(IngestApiSettings)
 store = S3ObjectStore(settings.raw_bucket)
 keys = SecretsManagerKeyProvider(settings.pseudonym_secret_id, settings.pseudonym_key_max_age_seconds)
 device_bindings = DynamoDbDeviceBindings(settings.device_bindings_table)
-erasures = StepFunctionsErasureStarter(settings.erasure_state_machine_arn)
+erasures = StepFunctionsErasureRuns(settings.erasure_state_machine_arn)
 erasure_audit = S3ErasureAuditLog(settings.audit_bucket)
 limits = IngestLimits(max_items=settings.max_batch_items, max_body_bytes=settings.max_body_bytes)
 idempotency_config = IdempotencyConfig(
@@ -218,7 +218,7 @@ def get_erasure_request(request_id: str) -> ErasureStatus:
     _caller()
     if not ERASURE_REQUEST_ID.fullmatch(request_id):
         raise BadRequestError("request_id must be er- followed by 32 hexadecimal digits")
-    status = erasure_status(request_id, erasure_audit)
+    status = erasure_status(request_id, erasure_audit, erasures)
     metrics.add_metric(name="ErasureStatusReads", unit=MetricUnit.Count, value=1)
     if status is None:
         raise NotFoundError("no such erasure request")

@@ -8,7 +8,6 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dxops.adapters.glue_catalog import GlueDatasetCatalog
 from dxops.adapters.s3 import S3DatasetFiles
 from dxops.domain.dataset_versions import prepare_run
 from dxops.observability import logger, tracer
@@ -17,7 +16,6 @@ from dxops.settings import DatasetPipelineSettings, load_settings
 
 settings = load_settings(DatasetPipelineSettings)
 files = S3DatasetFiles(settings.curated_bucket)
-catalog = GlueDatasetCatalog(settings.catalog_database, settings.catalog_table)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -30,7 +28,6 @@ def lambda_handler(event: PrepareRunRequest, context: LambdaContext) -> dict[str
         started_at=event.execution_started_at,
         raw_bucket=settings.raw_bucket,
         files=files,
-        catalog=catalog,
     )
     logger.info(
         "dataset run prepared",

@@ -10,6 +10,7 @@ rewritten files are purged afterwards by the state machine's completion step.
 
 from __future__ import annotations
 
+import json
 from typing import Any, NamedTuple
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -18,7 +19,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from dxops_etl.curated_schema import PARTITION_COLUMNS
 from dxops_etl.fingerprint import content_hash
-from dxops_etl.io import join_uri
+from dxops_etl.io import join_uri, read_text, write_text
 
 PATIENT_COLUMNS = ("patient_id", "patient_pseudonym")
 # (glob under the curated root, kind, format); the version id is the folder above the match.
@@ -81,20 +82,37 @@ def _is_patients(frame: DataFrame, data_format: str, pseudonym: str) -> Column |
 def erase_patient(
     spark: SparkSession, dataset: ErasableDataset, pseudonym: str, request_id: str
 ) -> dict[str, Any] | None:
-    """Rewrite one dataset without the patient; None if it holds none of their rows."""
+    """Rewrite one dataset without the patient; None if it holds none of their rows.
+
+    Crash-safe: the kept rows go to a scratch folder, marked complete (with the count removed) before
+    the dataset is overwritten; a rerun that finds a complete scratch folder finishes from it (the
+    dataset may be half overwritten, and no longer shows the patient), one that finds an incomplete
+    one starts again."""
     uri, version, kind, data_format = dataset
-    frame = _read(spark, uri, data_format)
-    patients = _is_patients(frame, data_format, pseudonym)
-    if patients is None:
-        return None
-    removed = frame.filter(patients).count()
-    if removed == 0:
-        return None
-    partitions = [c for c in (*PARTITION_COLUMNS, "kind") if c in frame.columns]
     scratch = uri.rstrip("/") + f"__erasure_{request_id}"
-    _write(frame.filter(~patients), scratch, data_format, partitions)
-    _write(_read(spark, scratch, data_format), uri, data_format, partitions)
+    marker = join_uri(scratch, "_ERASURE.json")
     fs, path_class = _file_system(spark, scratch)
+    if fs.exists(path_class(marker)):
+        removed = int(json.loads(read_text(marker))["rows_removed"])
+        partitions = list(json.loads(read_text(marker))["partitions"])
+    else:
+        fs.delete(path_class(scratch), True)  # an attempt that died while writing it
+        frame = _read(spark, uri, data_format)
+        patients = _is_patients(frame, data_format, pseudonym)
+        if patients is None:
+            return None
+        removed = frame.filter(patients).count()
+        if removed == 0:
+            return None
+        partitions = [c for c in (*PARTITION_COLUMNS, "kind") if c in frame.columns]
+        kept = frame.filter(~patients)
+        if kept.limit(1).count() == 0:
+            # Nothing kept: one unpartitioned, empty file keeps the schema readable (a partitioned
+            # write of no rows writes no file at all).
+            kept, partitions = kept.coalesce(1), []
+        _write(kept, scratch, data_format, partitions)
+        write_text(marker, json.dumps({"rows_removed": removed, "partitions": partitions}))
+    _write(_read(spark, scratch, data_format), uri, data_format, partitions)
     fs.delete(path_class(scratch), True)
     rewritten = _read(spark, uri, data_format)
     return {

@@ -68,3 +68,39 @@ def test_nothing_changes_for_a_patient_who_is_not_there(spark: Any, tmp_path: Pa
     root = curated_root(spark, tmp_path)
     assert erase_everywhere(spark, root, "c" * 64, "er-none") == []
     assert spark.read.parquet(str(tmp_path / "datasets" / "v1" / "table")).count() == 4
+
+
+def test_a_dataset_of_the_patient_alone_stays_readable_and_empty(spark: Any, tmp_path: Path) -> None:
+    lines = tmp_path / "quarantine" / "v2" / "lines" / "kind=device"
+    lines.mkdir(parents=True)
+    (lines / "part-0.json").write_text(json.dumps({"reason": "malformed", "source_file": "x", "line": P}) + "\n")
+    table = spark.createDataFrame([("r1", P, "site-a")], "record_id string, patient_id string, source string")
+    table.write.partitionBy("source").parquet(str(tmp_path / "datasets" / "v2" / "table"))
+
+    changes = erase_everywhere(spark, f"file://{tmp_path}/", P, "er-alone")
+
+    assert sorted((c["kind"], c["rows_removed"], c["rows_after"]) for c in changes) == [
+        ("quarantine", 1, 0),
+        ("table", 1, 0),
+    ]
+    emptied = spark.read.parquet(str(tmp_path / "datasets" / "v2" / "table"))
+    assert emptied.count() == 0 and set(emptied.columns) == {"record_id", "patient_id", "source"}
+
+
+def test_a_rerun_finishes_from_the_complete_scratch_copy(spark: Any, tmp_path: Path) -> None:
+    root = curated_root(spark, tmp_path)
+    table = tmp_path / "datasets" / "v1" / "table"
+    scratch = tmp_path / "datasets" / "v1" / "table__erasure_er-crash"
+    kept = spark.read.parquet(str(table)).filter(f"patient_id != '{P}'")
+    kept.write.partitionBy("source").parquet(str(scratch))
+    (scratch / "_ERASURE.json").write_text(json.dumps({"rows_removed": 2, "partitions": ["source"]}))
+    for part in table.rglob("*.parquet"):  # the crash: the dataset half overwritten
+        part.unlink()
+        break
+
+    changes = erase_everywhere(spark, root, P, "er-crash")
+
+    (change,) = [c for c in changes if c["kind"] == "table"]
+    assert (change["rows_removed"], change["rows_after"]) == (2, 2)
+    assert sorted(r.record_id for r in spark.read.parquet(str(table)).collect()) == ["r2", "r4"]
+    assert not scratch.exists()

@@ -313,9 +313,13 @@ def test_data_key_rotates_and_limits_cloudwatch_logs_to_dxops_log_groups(resourc
     stmts = statements(key["Properties"]["KeyPolicy"])
     principals = [s["Principal"] for s in stmts]
     assert all(p != "*" and p != {"AWS": "*"} for p in principals)
-    services = [s for s in stmts if "Service" in s["Principal"]]
-    assert len(services) == 1
-    logs = services[0]
+    services = {s["Sid"]: s for s in stmts if "Service" in s["Principal"]}
+    assert set(services) == {"AllowCloudWatchLogsForDxopsLogGroups", "AllowAlertPublishers"}
+    publishers = services["AllowAlertPublishers"]
+    assert set(publishers["Principal"]["Service"]) == {"events.amazonaws.com", "cloudwatch.amazonaws.com"}
+    assert set(publishers["Action"]) == {"kms:GenerateDataKey*", "kms:Decrypt"}  # no key administration
+    assert publishers["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    logs = services["AllowCloudWatchLogsForDxopsLogGroups"]
     assert render(logs["Principal"]["Service"]) == "logs.<AWS::Region>.amazonaws.com"
     assert all("*" not in action for action in as_list(logs["Action"]))
     contexts = [render(c) for c in as_list(logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])]
@@ -462,6 +466,9 @@ def test_no_iam_role_has_wildcard_actions_or_unscoped_resources(resources: dict[
         stmts = _role_statements(role)
         assert stmts, name
         for statement in stmts:
+            if statement["Effect"] == "Deny":  # guard rails (e.g. the Glue jobs never touch manifests)
+                assert statement["Sid"] == "NeverTouchPublishedVersions", name
+                continue
             assert statement["Effect"] == "Allow", name
             assert "NotAction" not in statement and "NotResource" not in statement, name
             for action in as_list(statement["Action"]):
@@ -474,7 +481,22 @@ def test_no_iam_role_has_wildcard_actions_or_unscoped_resources(resources: dict[
 
 
 def _actions_on(role: dict[str, Any], action: str) -> set[str]:
-    return {render(r) for s in _role_statements(role) if action in as_list(s["Action"]) for r in as_list(s["Resource"])}
+    """The resources a role is allowed the action on."""
+    return {
+        render(r)
+        for s in _role_statements(role)
+        if s["Effect"] == "Allow" and action in as_list(s["Action"])
+        for r in as_list(s["Resource"])
+    }
+
+
+def _denied_on(role: dict[str, Any], action: str) -> set[str]:
+    return {
+        render(r)
+        for s in _role_statements(role)
+        if s["Effect"] == "Deny" and action in as_list(s["Action"])
+        for r in as_list(s["Resource"])
+    }
 
 
 def test_s3_writes_are_scoped_to_each_writers_prefixes(resources: dict[str, Any]) -> None:
@@ -771,12 +793,13 @@ def test_data_processing_writes_are_scoped_to_their_prefixes(resources: dict[str
         "<ArtifactsBucket.Arn>/glue/*",
     }
     assert "<RawBucket.Arn>/raw/*" in _actions_on(etl, "s3:GetObject")
+    published = {"<CuratedBucket.Arn>/datasets/*/manifest.json", "<CuratedBucket.Arn>/datasets/published.json"}
+    for glue_role in (etl, resources["ErasureJobRole"]):  # only the state machine's functions publish
+        assert _denied_on(glue_role, "s3:PutObject") == _denied_on(glue_role, "s3:DeleteObject") == published
     assert not any(
         r.startswith("<RawBucket") for r in _actions_on(etl, "s3:PutObject") | _actions_on(etl, "s3:DeleteObject")
     )
-    assert _actions_on(resources["PublishDatasetVersionFunctionRole"], "s3:PutObject") == {
-        "<CuratedBucket.Arn>/datasets/*/manifest.json"
-    }
+    assert _actions_on(resources["PublishDatasetVersionFunctionRole"], "s3:PutObject") == published
     assert _actions_on(resources["EvaluateDatasetQualityFunctionRole"], "s3:PutObject") == set()
     assert _actions_on(resources["PrepareDatasetRunFunctionRole"], "s3:PutObject") == set()
     trigger = resources["DatasetTriggerFunctionRole"]
@@ -819,3 +842,20 @@ def test_a_schedule_also_starts_runs(sam: dict[str, Any]) -> None:
     assert schedule["Type"] == "Schedule"
     assert schedule["Properties"]["Schedule"] == {"Ref": "DatasetSchedule"}
     assert json.loads(schedule["Properties"]["Input"]) == {"trigger": "schedule"}
+
+
+def test_runs_that_time_out_or_are_stopped_and_dead_letters_alert(resources: dict[str, Any]) -> None:
+    rule = resources["RunsEndedAbnormallyRule"]["Properties"]
+    assert rule["EventPattern"]["detail"]["status"] == ["TIMED_OUT", "ABORTED"]  # FAILED alerts from its states
+    assert rule["EventPattern"]["detail"]["stateMachineArn"] == [
+        {"Ref": "DataProcessingStateMachine"},
+        {"Ref": "ErasureStateMachine"},
+    ]
+    assert rule["Targets"] == [{"Id": "AlertsTopic", "Arn": {"Ref": "AlertsTopic"}}]
+    dlqs = {name for name, r in of_type(resources, "AWS::SQS::Queue").items() if name.endswith("Dlq")}
+    alarmed = {
+        a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for a in of_type(resources, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmActions"] == [{"Ref": "AlertsTopic"}]
+    }
+    assert dlqs <= alarmed

@@ -25,7 +25,9 @@ def test_template_rule_and_mapping_are_found(cloud: LocalCloud) -> None:
     [(name, payload)] = topic_rules(cloud).items()
     assert name == "dxops_dev_device_readings"
     assert "topic(3) AS device_id" in payload["Sql"] and "encode(*, 'base64') AS payload" in payload["Sql"]
-    [mapping] = sqs_mappings(cloud)
+    mappings = {m.function: m for m in sqs_mappings(cloud)}
+    assert set(mappings) == {"IngestDeviceFunction", "DatasetTriggerFunction"}
+    mapping = mappings["IngestDeviceFunction"]
     assert (mapping.function, mapping.batch_size, mapping.reports_item_failures) == ("IngestDeviceFunction", 1000, True)
 
 
@@ -59,7 +61,7 @@ def test_error_action_writes_to_the_quarantine(cloud: LocalCloud) -> None:
 
 
 def test_failed_batches_stay_on_the_queue(cloud: LocalCloud) -> None:
-    [mapping] = sqs_mappings(cloud)
+    [mapping] = [m for m in sqs_mappings(cloud) if m.function == "IngestDeviceFunction"]
     sqs = boto3.client("sqs")
     sqs.send_message(QueueUrl=mapping.queue_url, MessageBody=json.dumps(rule_envelope(device_publication())))
     boto3.client("s3").put_bucket_policy(

@@ -13,6 +13,7 @@ from dxops.domain.dataset_versions import (
     evaluate_run,
     prepare_run,
     publish_version,
+    published_version,
     version_id,
     withdraw_run,
 )
@@ -60,14 +61,18 @@ def glue_outputs(
     files.objects[f"quarantine/{version}/lines/kind=clinical/part-0.json"] = b"{}"
 
 
-def run_of(files: InMemoryDatasetFiles, catalog: InMemoryCatalog, name: str = "raw-20261127T130000Z", **trigger: Any):  # type: ignore[no-untyped-def]
+def run_of(
+    files: InMemoryDatasetFiles,
+    catalog: InMemoryCatalog | None = None,
+    name: str = "raw-20261127T130000Z",
+    **trigger: Any,
+):  # type: ignore[no-untyped-def]
     return prepare_run(
         ProcessingTrigger(**trigger),
         execution_name=name,
         started_at=STARTED,
         raw_bucket="raw",
         files=files,
-        catalog=catalog,
     )
 
 
@@ -98,10 +103,22 @@ def test_a_passing_run_is_published_once_with_its_lineage() -> None:
     assert manifest.sources_uri.endswith(f"{run.dataset_version}/sources.json")
     assert manifest.pipeline == {"execution": run.execution, "glue_job_run_id": "jr_1", "trigger": "manual"}
     assert (detail.rows, detail.labelled_rows, detail.classes) == (40, 35, 2)
-    assert catalog.current() is not None and catalog.current().dataset_version == run.dataset_version  # type: ignore[union-attr]
+    published = published_version(files)
+    assert published is not None and published.dataset_version == run.dataset_version
+    assert catalog.pointer[0].dataset_version == run.dataset_version  # the catalog follows the pointer
     assert catalog.columns[1] == {"name": "age_years", "type": "double"}
-    with pytest.raises(VersionAlreadyPublished):  # immutable: a second publication of the version fails
-        publish_version(run, verdict, glue_job_run_id="jr_2", now=STARTED, files=files, catalog=catalog)
+    # A retry of the step (the manifest already written by this run) carries on with it...
+    assert publish_version(run, verdict, glue_job_run_id="jr_1", now=STARTED, files=files, catalog=catalog) == detail
+    # ...but versions are immutable: another run cannot publish over it.
+    with pytest.raises(VersionAlreadyPublished):
+        publish_version(
+            run.model_copy(update={"execution": "another"}),
+            verdict,
+            glue_job_run_id="jr_2",
+            now=STARTED,
+            files=files,
+            catalog=catalog,
+        )
 
 
 def test_the_next_run_knows_the_previous_version_and_detects_unchanged_content() -> None:
@@ -142,7 +159,7 @@ def test_a_failing_run_keeps_its_reports_in_the_quarantine_and_publishes_nothing
     ]
     assert not any(k.startswith(f"datasets/{run.dataset_version}/") for k in files.objects)
     assert f"quarantine/{run.dataset_version}/lines/kind=clinical/part-0.json" in files.objects
-    assert catalog.current() is None
+    assert published_version(files) is None and catalog.pointer is None
 
 
 def test_missing_job_outputs_are_an_error_not_a_pass() -> None:

@@ -8,14 +8,18 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from dxops.domain.dataset_versions import PUBLISHED_KEY, pointer_to, published_version
 from dxops.domain.erasure import (
+    ErasureIncomplete,
     begin_erasure,
     complete_erasure,
     erase_lines,
+    erase_raw_batch,
     erase_raw_objects,
     erasure_status,
     pseudonym_digest,
     raw_batches_key,
+    raw_result_key,
     request_erasure,
     request_key,
     result_key,
@@ -23,14 +27,20 @@ from dxops.domain.erasure import (
 from dxops.domain.pseudonymisation import pseudonymise
 from dxops.schemas.datasets import DatasetManifest
 from dxops.schemas.device import DeviceBinding
-from dxops.schemas.erasure import CompleteErasureRequest, ErasureInput, ErasureRequestBody, RawErasureResult
+from dxops.schemas.erasure import (
+    CompleteErasureRequest,
+    ErasureInput,
+    ErasureRequestBody,
+    RawErasureBatch,
+    RawErasureResult,
+)
 from tests.fakes import (
     InMemoryAuditLog,
     InMemoryCatalog,
     InMemoryDatasetFiles,
     InMemoryDeviceBindings,
     InMemoryVersionedObjects,
-    RecordingErasureStarter,
+    RecordingErasureRuns,
     StaticKeyProvider,
 )
 
@@ -44,7 +54,7 @@ def line(pseudonym: str, record: str) -> bytes:
 
 
 def test_a_request_by_site_identifier_is_pseudonymised_recorded_and_started() -> None:
-    keys, starter, audit = StaticKeyProvider(), RecordingErasureStarter(), InMemoryAuditLog()
+    keys, starter, audit = StaticKeyProvider(), RecordingErasureRuns(), InMemoryAuditLog()
     body = ErasureRequestBody.model_validate({"source": "site-a", "patient_id": "PAT-0001"})
     accepted = request_erasure(body, keys=keys, starter=starter, audit=audit, now=NOW)
     (started,) = starter.started
@@ -85,13 +95,52 @@ def test_raw_objects_are_rewritten_and_their_older_versions_purged() -> None:
             "quarantine/clinical/c.ndjson": line(P, "r4"),
         }
     )
-    objects.replace("raw/clinical/a.ndjson", line(P, "r1") + line(OTHER, "r2"))  # an earlier rewrite
+    objects.versions["raw/clinical/a.ndjson"].append(line(P, "r1") + line(OTHER, "r2"))  # an earlier write
     keys = ["raw/clinical/a.ndjson", "raw/clinical/b.ndjson", "quarantine/clinical/c.ndjson", "raw/readme.txt"]
     result = erase_raw_objects(keys, P, objects)
     assert result == RawErasureResult(objects_scanned=3, objects_rewritten=2, lines_removed=2, versions_purged=3)
     assert objects.versions["raw/clinical/a.ndjson"] == [line(OTHER, "r2")]
     assert objects.versions["raw/clinical/b.ndjson"] == [line(OTHER, "r3")]
     assert "quarantine/clinical/c.ndjson" not in objects.versions  # only the patient's: removed entirely
+
+
+def test_a_rerun_purges_what_a_failed_erasure_left_in_older_versions() -> None:
+    objects = InMemoryVersionedObjects({"raw/clinical/a.ndjson": line(P, "r1") + line(OTHER, "r2")})
+    objects.versions["raw/clinical/a.ndjson"].append(line(OTHER, "r2"))  # rewritten, then the run died
+    result = erase_raw_objects(["raw/clinical/a.ndjson"], P, objects)
+    assert (result.objects_rewritten, result.lines_removed, result.versions_purged) == (1, 0, 1)
+    assert objects.versions["raw/clinical/a.ndjson"] == [line(OTHER, "r2")]
+
+
+def test_an_object_whose_current_version_is_a_delete_marker_loses_its_older_versions() -> None:
+    objects = InMemoryVersionedObjects({"quarantine/clinical/q.ndjson": line(P, "r1")})
+    objects.versions["quarantine/clinical/q.ndjson"].append(None)  # expired by the lifecycle rule
+    result = erase_raw_objects(["quarantine/clinical/q.ndjson"], P, objects)
+    assert result.versions_purged == 1 and "quarantine/clinical/q.ndjson" not in objects.versions
+
+
+def test_a_concurrent_rewrite_is_not_overwritten_with_stale_content() -> None:
+    key = "raw/clinical/a.ndjson"
+    objects = InMemoryVersionedObjects({key: line(P, "r1") + line(OTHER, "r2") + line("c" * 64, "r3")})
+
+    def another_erasure(store: InMemoryVersionedObjects) -> None:  # erases patient c meanwhile
+        store.versions[key].append(line(P, "r1") + line(OTHER, "r2"))
+
+    objects.interfere = another_erasure
+    erase_raw_objects([key], P, objects)
+    assert objects.versions[key] == [line(OTHER, "r2")]  # both erasures hold: neither patient comes back
+
+
+def test_a_batch_records_its_result_and_completion_refuses_a_missing_one() -> None:
+    files = InMemoryDatasetFiles()
+    objects = InMemoryVersionedObjects({"raw/clinical/a.ndjson": line(P, "r1") + line(OTHER, "r2")})
+    batch = RawErasureBatch(batch=0, keys=["raw/clinical/a.ndjson"], erasure=ERASURE)
+    erase_raw_batch(batch, objects=objects, files=files)
+    assert files.objects[raw_result_key(ERASURE.request_id, 0)]["lines_removed"] == 1
+    files.objects[raw_batches_key(ERASURE.request_id)] = [{"keys": ["raw/clinical/a.ndjson"]}, {"keys": ["x"]}]
+    request = CompleteErasureRequest(erasure=ERASURE, device_bindings_removed=0)
+    with pytest.raises(ErasureIncomplete):
+        complete_erasure(request, now=NOW, audit=InMemoryAuditLog(), files=files, catalog=InMemoryCatalog())
 
 
 def test_begin_lists_the_raw_objects_in_batches_and_removes_device_bindings() -> None:
@@ -141,6 +190,7 @@ def test_completion_amends_manifests_purges_versions_and_records_the_audit() -> 
     files, audit, catalog = InMemoryDatasetFiles(), InMemoryAuditLog(), InMemoryCatalog()
     files.objects[f"datasets/{version}/manifest.json"] = manifest(version).model_dump(mode="json")
     catalog.point_to(manifest(version), "s3://curated-bucket/m.json", [])
+    files.objects[PUBLISHED_KEY] = pointer_to(manifest(version), "s3://curated-bucket/m.json").model_dump(mode="json")
     files.noncurrent = [f"datasets/{version}/table/source=site-a/part-0.parquet", "datasets/other/part.parquet"]
     new_hash = "sha256:" + "f" * 64
     files.objects[result_key(ERASURE.request_id)] = [
@@ -162,29 +212,36 @@ def test_completion_amends_manifests_purges_versions_and_records_the_audit() -> 
         },
     ]
     files.objects[request_key(ERASURE.request_id)] = {"patient_pseudonym": P}
-    request = CompleteErasureRequest(
-        erasure=ERASURE,
-        raw_results=[
-            RawErasureResult(objects_scanned=3, objects_rewritten=1, lines_removed=2),
-            RawErasureResult(objects_scanned=2),
-        ],
-        device_bindings_removed=1,
-    )
+    files.objects[raw_batches_key(ERASURE.request_id)] = [{"keys": ["a", "b", "c"]}, {"keys": ["d", "e"]}]
+    files.objects[raw_result_key(ERASURE.request_id, 0)] = RawErasureResult(
+        objects_scanned=3, objects_rewritten=1, lines_removed=2
+    ).model_dump()
+    files.objects[raw_result_key(ERASURE.request_id, 1)] = RawErasureResult(objects_scanned=2).model_dump()
+    request = CompleteErasureRequest(erasure=ERASURE, device_bindings_removed=1)
     record = complete_erasure(request, now=NOW, audit=audit, files=files, catalog=catalog)
 
     amended = DatasetManifest.model_validate(files.objects[f"datasets/{version}/manifest.json"])
     assert amended.rows["curated"] == 8 and amended.content_hash == new_hash
     assert [(e.request_id, e.rows_removed) for e in amended.erasures] == [(ERASURE.request_id, 2)]
-    assert catalog.current() is not None and catalog.current().content_hash == new_hash  # type: ignore[union-attr]
+    assert catalog.pointer[0].content_hash == new_hash
+    published = published_version(files)
+    assert published is not None and (published.content_hash, published.row_count) == (new_hash, 8)
     assert files.noncurrent == ["datasets/other/part.parquet"]
     assert not any(k.startswith("erasure-requests/") for k in files.objects)  # the pseudonym is gone too
     assert record.raw is not None and (record.raw.objects_scanned, record.raw.lines_removed) == (5, 2)
     assert record.versions_amended == [version]
     assert P not in record.model_dump_json()
-    status = erasure_status(ERASURE.request_id, audit)
-    assert status is not None and (status.status, status.raw_lines_removed, status.curated_rows_removed) == (
-        "completed",
-        2,
-        2,
-    )
-    assert erasure_status("er-" + "9" * 32, audit) is None
+    runs = RecordingErasureRuns()
+    status = erasure_status(ERASURE.request_id, audit, runs)
+    assert status is not None
+    assert (status.status, status.raw_lines_removed, status.curated_rows_removed) == ("completed", 2, 2)
+    assert erasure_status("er-" + "9" * 32, audit, runs) is None
+
+
+def test_a_failed_erasure_shows_as_failed_not_in_progress_forever() -> None:
+    audit, runs = InMemoryAuditLog(), RecordingErasureRuns()
+    body = ErasureRequestBody.model_validate({"patient_pseudonym": P})
+    accepted = request_erasure(body, keys=StaticKeyProvider(), starter=runs, audit=audit, now=NOW)
+    assert erasure_status(accepted.request_id, audit, runs).status == "in-progress"  # type: ignore[union-attr]
+    runs.statuses[accepted.request_id] = "FAILED"
+    assert erasure_status(accepted.request_id, audit, runs).status == "failed"  # type: ignore[union-attr]

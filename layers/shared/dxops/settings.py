@@ -72,6 +72,7 @@ class BeginErasureSettings(FunctionSettings):
 
 class EraseRawObjectsSettings(FunctionSettings):
     raw_bucket: str = Field(alias="RAW_BUCKET", min_length=3)
+    curated_bucket: str = Field(alias="CURATED_BUCKET", min_length=3)
 
 
 class CompleteErasureSettings(FunctionSettings):

@@ -1,5 +1,6 @@
-"""The Glue Data Catalog table of the curated dataset (created by template.yaml): it points at the
-published version, so that Athena, Spark and the training code find it by name."""
+"""The Glue Data Catalog table of the curated dataset (created by template.yaml): a view of the
+published version (datasets/published.json is the source of truth), so that Athena, Spark and the
+training code find it by name."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from dxops.schemas.datasets import DatasetManifest, PreviousVersion
+from dxops.schemas.datasets import DatasetManifest
 
 _PARQUET = {
     "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
@@ -23,17 +24,6 @@ class GlueDatasetCatalog:
         self.database = database
         self.table = table
         self._client = client or boto3.client("glue")
-
-    def current(self) -> PreviousVersion | None:
-        parameters = self._client.get_table(DatabaseName=self.database, Name=self.table)["Table"].get("Parameters", {})
-        if "dataset_version" not in parameters:
-            return None
-        return PreviousVersion(
-            dataset_version=parameters["dataset_version"],
-            content_hash=parameters["content_hash"],
-            row_count=int(parameters["row_count"]),
-            manifest_uri=parameters["manifest_uri"],
-        )
 
     def point_to(self, manifest: DatasetManifest, manifest_uri: str, columns: list[dict[str, str]]) -> None:
         partition_keys = [{"Name": key, "Type": "string"} for key in manifest.partition_keys]
@@ -59,7 +49,7 @@ class GlueDatasetCatalog:
                 },
             },
         )
-        self._replace_partitions(manifest)
+        self._replace_partitions(manifest, columns)
 
     def amend(self, manifest: DatasetManifest) -> None:
         table = self._client.get_table(DatabaseName=self.database, Name=self.table)["Table"]
@@ -70,26 +60,58 @@ class GlueDatasetCatalog:
         table_input = {key: table[key] for key in _TABLE_INPUT_KEYS if key in table}
         self._client.update_table(DatabaseName=self.database, TableInput={**table_input, "Parameters": parameters})
 
-    def _replace_partitions(self, manifest: DatasetManifest) -> None:
-        old = [
-            {"Values": p["Values"]}
+    def _replace_partitions(self, manifest: DatasetManifest, columns: list[dict[str, str]]) -> None:
+        """Point each partition at the new version: update the ones that stay, add the new ones, then
+        drop the ones the version no longer has, so that readers never see the table without them."""
+        existing = {
+            tuple(p["Values"])
             for page in self._client.get_paginator("get_partitions").paginate(
                 DatabaseName=self.database, TableName=self.table
             )
             for p in page["Partitions"]
-        ]
-        for start in range(0, len(old), _BATCH_LIMIT):
-            self._client.batch_delete_partition(
-                DatabaseName=self.database, TableName=self.table, PartitionsToDelete=old[start : start + _BATCH_LIMIT]
-            )
-        new = [
-            {
+        }
+        wanted = {
+            (folder.split("=", 1)[1],): {
                 "Values": [folder.split("=", 1)[1]],
-                "StorageDescriptor": {**_PARQUET, "Location": f"{manifest.table_uri}{folder}/"},
+                "StorageDescriptor": {
+                    **_PARQUET,
+                    "Columns": [{"Name": c["name"], "Type": c["type"]} for c in columns],
+                    "Location": f"{manifest.table_uri}{folder}/",
+                },
             }
             for folder in manifest.partitions
-        ]
-        for start in range(0, len(new), _BATCH_LIMIT):
-            self._client.batch_create_partition(
-                DatabaseName=self.database, TableName=self.table, PartitionInputList=new[start : start + _BATCH_LIMIT]
+        }
+        updates = [{"PartitionValueList": list(v), "PartitionInput": p} for v, p in wanted.items() if v in existing]
+        for start in range(0, len(updates), _BATCH_LIMIT):
+            self._check(
+                self._client.batch_update_partition(
+                    DatabaseName=self.database, TableName=self.table, Entries=updates[start : start + _BATCH_LIMIT]
+                )
+            )
+        created = [p for v, p in wanted.items() if v not in existing]
+        for start in range(0, len(created), _BATCH_LIMIT):
+            self._check(
+                self._client.batch_create_partition(
+                    DatabaseName=self.database,
+                    TableName=self.table,
+                    PartitionInputList=created[start : start + _BATCH_LIMIT],
+                )
+            )
+        stale = [{"Values": list(v)} for v in sorted(existing - set(wanted))]
+        for start in range(0, len(stale), _BATCH_LIMIT):
+            self._check(
+                self._client.batch_delete_partition(
+                    DatabaseName=self.database,
+                    TableName=self.table,
+                    PartitionsToDelete=stale[start : start + _BATCH_LIMIT],
+                )
+            )
+
+    @staticmethod
+    def _check(response: Any) -> None:
+        """Batch partition calls answer 200 and list what failed."""
+        errors = response.get("Errors") or []
+        if errors:
+            raise RuntimeError(
+                f"{len(errors)} catalog partition changes failed: {errors[0].get('ErrorDetail', {}).get('ErrorCode')}"
             )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dxops.domain.pseudonymisation import PseudonymKey
-from dxops.schemas.datasets import DatasetManifest, PreviousVersion
+from dxops.schemas.datasets import DatasetManifest
 from dxops.schemas.device import DeviceBinding
 from dxops.schemas.erasure import ErasureAudit, ErasureInput
 
@@ -77,10 +78,7 @@ class DatasetFiles(Protocol):
 
 
 class DatasetCatalog(Protocol):
-    """The Glue Data Catalog table of the curated dataset: it points at the published version."""
-
-    def current(self) -> PreviousVersion | None:
-        """The version the table points at, or None before the first."""
+    """The Glue Data Catalog table of the curated dataset: a view of the published version."""
 
     def point_to(self, manifest: DatasetManifest, manifest_uri: str, columns: list[dict[str, str]]) -> None:
         """Point the table (location, columns, partitions, parameters) at this version."""
@@ -89,9 +87,12 @@ class DatasetCatalog(Protocol):
         """If the table points at this version, update its figures (row count, content hash)."""
 
 
-class ErasureStarter(Protocol):
+class ErasureRuns(Protocol):
     def start(self, erasure: ErasureInput) -> None:
         """Start the erasure state machine for this request."""
+
+    def status(self, request_id: str) -> str | None:
+        """The execution's status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED), None if unknown."""
 
 
 class ErasureAuditLog(Protocol):
@@ -102,20 +103,28 @@ class ErasureAuditLog(Protocol):
         """The records of a request, by status."""
 
 
+@dataclass(frozen=True)
+class StoredVersion:
+    version_id: str
+    etag: str
+    is_latest: bool
+    body: bytes | None  # None: a delete marker
+
+
 class RewritableObjects(Protocol):
     """A versioned bucket whose objects an erasure rewrites."""
 
     def list_keys(self) -> Iterator[str]:
-        """Every key of the bucket."""
+        """Every key with any version in the bucket (a current object, or only older versions)."""
 
-    def read(self, key: str) -> bytes | None:
-        """The object's body, or None if it is gone."""
+    def read_versions(self, key: str) -> list[StoredVersion]:
+        """Every version of key with its body, newest first."""
 
-    def replace(self, key: str, body: bytes) -> None:
-        """Write a new version of the object."""
+    def replace(self, key: str, body: bytes, if_match: str) -> None:
+        """Write a new version, if the current one still has ETag if_match (else ConcurrentChange)."""
 
     def purge_older_versions(self, key: str) -> int:
-        """Delete every version of key but the current one; returns how many."""
+        """Delete every version of key but the current one; returns how many object versions."""
 
     def remove(self, key: str) -> int:
-        """Delete every version of key; returns how many."""
+        """Delete every version of key; returns how many object versions."""

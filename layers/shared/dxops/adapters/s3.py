@@ -10,6 +10,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from dxops.adapters.ports import StoredVersion
+from dxops.domain.erasure import ConcurrentChange
 from dxops.schemas.erasure import ErasureAudit
 
 _DELETE_LIMIT = 1000  # DeleteObjects' limit per call
@@ -86,9 +88,11 @@ def _delete_versions(client: Any, bucket: str, prefix: str, *, current_too: bool
         markers = page.get("DeleteMarkers", [])
         entries = [{"Key": e["Key"], "VersionId": e["VersionId"]} for e in [*versions, *markers]]
         for start in range(0, len(entries), _DELETE_LIMIT):
-            client.delete_objects(
+            response = client.delete_objects(
                 Bucket=bucket, Delete={"Objects": entries[start : start + _DELETE_LIMIT], "Quiet": True}
             )
+            if response.get("Errors"):  # Quiet mode lists only what failed, with HTTP 200
+                raise RuntimeError(f"{len(response['Errors'])} deletions failed under {prefix}")
         deleted += len(versions)
     return deleted
 
@@ -101,21 +105,47 @@ class S3RewritableObjects:
         self._client = client or boto3.client("s3")
 
     def list_keys(self) -> Iterator[str]:
-        for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
-            for obj in page.get("Contents", []):
-                yield obj["Key"]
+        last = None
+        for page in self._client.get_paginator("list_object_versions").paginate(Bucket=self.bucket):
+            # Versions and delete markers come in key order, page after page.
+            for key in sorted({e["Key"] for e in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]}):
+                if key != last:
+                    last = key
+                    yield key
 
-    def read(self, key: str) -> bytes | None:
-        try:
-            return bytes(self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
-            raise
+    def _versions(self, key: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        # list_object_versions is by prefix: keep to the versions of exactly this key.
+        for page in self._client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key):
+            found.extend(dict(v) for v in page.get("Versions", []) if v["Key"] == key)
+            found.extend({**m, "Marker": True} for m in page.get("DeleteMarkers", []) if m["Key"] == key)
+        return sorted(found, key=lambda v: (not v["IsLatest"], -v["LastModified"].timestamp()))
 
-    def replace(self, key: str, body: bytes) -> None:
+    def read_versions(self, key: str) -> list[StoredVersion]:
+        versions = []
+        for version in self._versions(key):
+            body = None
+            if not version.get("Marker"):
+                response = self._client.get_object(Bucket=self.bucket, Key=key, VersionId=version["VersionId"])
+                body = bytes(response["Body"].read())
+            versions.append(
+                StoredVersion(
+                    version_id=version["VersionId"],
+                    etag=str(version.get("ETag", "")),
+                    is_latest=bool(version["IsLatest"]),
+                    body=body,
+                )
+            )
+        return versions
+
+    def replace(self, key: str, body: bytes, if_match: str) -> None:
         content_type = "application/x-ndjson" if key.endswith(".ndjson") else "application/json"
-        self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfMatch=if_match)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise ConcurrentChange(key) from error
+            raise
 
     def purge_older_versions(self, key: str) -> int:
         return self._delete_versions(key, keep_current=True)
@@ -124,14 +154,12 @@ class S3RewritableObjects:
         return self._delete_versions(key, keep_current=False)
 
     def _delete_versions(self, key: str, *, keep_current: bool) -> int:
-        # list_object_versions is by prefix: keep to the versions of exactly this key.
         deleted = 0
-        for page in self._client.get_paginator("list_object_versions").paginate(Bucket=self.bucket, Prefix=key):
-            for version in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
-                if version["Key"] != key or (keep_current and version["IsLatest"]):
-                    continue
-                self._client.delete_object(Bucket=self.bucket, Key=key, VersionId=version["VersionId"])
-                deleted += "Size" in version  # delete markers are not object versions
+        for version in self._versions(key):
+            if keep_current and version["IsLatest"]:
+                continue
+            self._client.delete_object(Bucket=self.bucket, Key=key, VersionId=version["VersionId"])
+            deleted += not version.get("Marker")  # delete markers are not object versions
         return deleted
 
 
@@ -146,14 +174,19 @@ class S3ErasureAuditLog:
 
     def write(self, record: ErasureAudit) -> None:
         key = f"{self.PREFIX}{record.request_id}/{record.status}.json"
-        # Object Lock buckets require an integrity checksum on every write.
-        self._client.put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=record.model_dump_json(indent=2).encode(),
-            ContentType="application/json",
-            ChecksumAlgorithm="SHA256",
-        )
+        try:
+            # Write once (If-None-Match); Object Lock buckets also require an integrity checksum.
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=record.model_dump_json(indent=2).encode(),
+                ContentType="application/json",
+                ChecksumAlgorithm="SHA256",
+                IfNoneMatch="*",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise  # otherwise recorded already (the API and the erasure both record a request)
 
     def read(self, request_id: str) -> dict[str, ErasureAudit]:
         records: dict[str, ErasureAudit] = {}

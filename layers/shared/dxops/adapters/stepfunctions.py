@@ -40,7 +40,7 @@ class StepFunctionsRunStarter:
         return self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
 
 
-class StepFunctionsErasureStarter:
+class StepFunctionsErasureRuns:
     """One execution of the erasure state machine per request, named after the request id."""
 
     def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
@@ -51,3 +51,13 @@ class StepFunctionsErasureStarter:
         self._client.start_execution(
             stateMachineArn=self.state_machine_arn, name=erasure.request_id, input=erasure.model_dump_json()
         )
+
+    def status(self, request_id: str) -> str | None:
+        """RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED; None if no such execution."""
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{request_id}"
+        try:
+            return str(self._client.describe_execution(executionArn=arn)["status"])
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                return None
+            raise

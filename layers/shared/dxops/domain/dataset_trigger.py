@@ -5,12 +5,13 @@ of `window_seconds` (default 15 min). Each new object is claimed, once and for a
 the window in which the trigger first sees it (the ledger keeps the claim; the claim's key is the
 object's identity, bucket/key@version, so a duplicate delivery or an EventBridge replay finds the
 earlier claim). The run of a window is a state machine execution named after the window
-(`raw-20261127T1300Z`): StartExecution with that name and the same input starts it at most once,
+(`raw-20261127T130000Z`): StartExecution with that name and the same input starts it at most once,
 however many batches of that window arrive, so a burst of thousands of objects starts one run.
 
-The run waits until `start_after` = window end + `settle_seconds` (the SQS batching delay and
-margin) before its Glue job reads the raw zone: every object claimed by the window is in S3 by then.
-A batch that arrives after its window's run has started claims its objects for the next window.
+The run waits until `start_after` = window end + `settle_seconds` (a margin) before its Glue job
+reads the raw zone: an object is in S3 before its event is claimed, so every object claimed by the
+window is there by then. A batch that arrives after its window has closed claims its objects for
+the next window.
 
 For every claim the batch touched, the run is (re)started: for a fresh claim it starts the run; for
 a replay it is a no-op (the execution exists), unless an earlier batch crashed between claiming and

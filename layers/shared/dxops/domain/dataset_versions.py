@@ -7,8 +7,10 @@ Layout of the curated bucket:
     datasets/<version>/table/source=<site>/part-*.parquet   the curated table (Glue)
     datasets/<version>/run_summary.json, dq_report.json, sources.json   (Glue)
     datasets/<version>/manifest.json   written once by publish_version: the version exists
+    datasets/published.json   the published version (the pointer runs compare with)
     quarantine/<version>/...   quarantined lines, failing rows and (failed runs) the reports
-A version is published when its manifest exists and the catalog points at it; versions are never
+A version is published when its manifest exists and the pointer names it; the Glue Data Catalog
+table is a view of the pointer (for Athena and Spark), updated with it. Versions are never
 rewritten (the manifest is a conditional write), except by a GDPR erasure (see docs/privacy.md).
 """
 
@@ -24,6 +26,7 @@ from dxops.schemas.datasets import (
     DatasetManifest,
     DatasetReadyDetail,
     DatasetRun,
+    PreviousVersion,
     ProcessingTrigger,
     QualityVerdict,
     RuleResult,
@@ -31,6 +34,7 @@ from dxops.schemas.datasets import (
 )
 
 DATASETS_PREFIX = "datasets/"
+PUBLISHED_KEY = "datasets/published.json"
 QUARANTINE_PREFIX = "quarantine/"
 PARTITION_KEYS = ["source"]
 
@@ -53,6 +57,12 @@ def s3_uri(bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
+def published_version(files: DatasetFiles) -> PreviousVersion | None:
+    """The version published last (S3 is the source of truth: a stack update may reset the catalog)."""
+    document = files.read_json(PUBLISHED_KEY)
+    return None if document is None else PreviousVersion.model_validate(document)
+
+
 def prepare_run(
     trigger: ProcessingTrigger,
     *,
@@ -60,10 +70,9 @@ def prepare_run(
     started_at: dt.datetime,
     raw_bucket: str,
     files: DatasetFiles,
-    catalog: DatasetCatalog,
 ) -> DatasetRun:
     version = version_id(started_at, execution_name)
-    previous = catalog.current()
+    previous = published_version(files)
     version_uri = s3_uri(files.bucket, f"{DATASETS_PREFIX}{version}/")
     quarantine_uri = s3_uri(files.bucket, f"{QUARANTINE_PREFIX}{version}/")
     arguments = {
@@ -104,10 +113,12 @@ def evaluate_run(run: DatasetRun, files: DatasetFiles) -> QualityVerdict:
     report = _read_report(files, _version_key(run, "dq_report.json"))
     content_hash = str(summary["content_hash"])
     rules = _by_rule(report["rules"])
+    # Read again, not taken from the run: another run may have published while this one waited.
+    published = published_version(files)
     return QualityVerdict(
         dataset_version=run.dataset_version,
         status=report["status"],
-        unchanged=run.previous is not None and run.previous.content_hash == content_hash,
+        unchanged=published is not None and published.content_hash == content_hash,
         content_hash=content_hash,
         failed_rules=[r.id for r in rules if r.status == "fail" and r.level == "error"],
         rules=rules,
@@ -143,6 +154,7 @@ def publish_version(
     if verdict.status != "pass":
         raise DomainError(f"{run.dataset_version} failed its quality checks: not published")
     summary = _read_report(files, _version_key(run, "run_summary.json"))
+    previous = published_version(files)
     table_prefix = _version_key(run, "table/")
     partitions = sorted(files.subfolders(table_prefix))
     manifest = DatasetManifest(
@@ -163,13 +175,19 @@ def publish_version(
         dq_ruleset=str(summary["parameters"]["ruleset"]),
         dq_report_uri=s3_uri(files.bucket, _version_key(run, "dq_report.json")),
         run_summary_uri=s3_uri(files.bucket, _version_key(run, "run_summary.json")),
-        previous_version=run.previous.dataset_version if run.previous else None,
+        previous_version=previous.dataset_version
+        if previous is not None and previous.dataset_version != run.dataset_version
+        else None,
         pipeline={"execution": run.execution, "glue_job_run_id": glue_job_run_id, "trigger": run.trigger.trigger},
     )
     manifest_key = _version_key(run, "manifest.json")
     if not files.write_json_once(manifest_key, manifest.model_dump(mode="json")):
-        raise VersionAlreadyPublished(f"{run.dataset_version} already has a manifest")
+        existing = DatasetManifest.model_validate(files.read_json(manifest_key))
+        if existing.pipeline.get("execution") != run.execution or existing.content_hash != manifest.content_hash:
+            raise VersionAlreadyPublished(f"{run.dataset_version} already has another manifest")
+        manifest = existing  # a retry of this step after the manifest was written: carry on
     manifest_uri = s3_uri(files.bucket, manifest_key)
+    files.overwrite_json(PUBLISHED_KEY, pointer_to(manifest, manifest_uri).model_dump(mode="json"))
     catalog.point_to(manifest, manifest_uri, summary["table_schema"])
     return DatasetReadyDetail(
         dataset_version=run.dataset_version,
@@ -180,6 +198,15 @@ def publish_version(
         labelled_rows=sum(verdict.class_counts.values()),
         classes=len(verdict.class_counts),
         previous_version=manifest.previous_version,
+    )
+
+
+def pointer_to(manifest: DatasetManifest, manifest_uri: str) -> PreviousVersion:
+    return PreviousVersion(
+        dataset_version=manifest.dataset_version,
+        content_hash=manifest.content_hash,
+        row_count=manifest.rows["curated"],
+        manifest_uri=manifest_uri,
     )
 
 

@@ -31,10 +31,12 @@ from dxops.adapters.ports import (
     DatasetFiles,
     DeviceBindingStore,
     ErasureAuditLog,
-    ErasureStarter,
+    ErasureRuns,
     KeyProvider,
     RewritableObjects,
 )
+from dxops.domain.dataset_versions import PUBLISHED_KEY, pointer_to, published_version
+from dxops.domain.errors import DomainError
 from dxops.domain.pseudonymisation import pseudonymise
 from dxops.schemas.datasets import DatasetManifest, ErasureNote
 from dxops.schemas.erasure import (
@@ -45,6 +47,7 @@ from dxops.schemas.erasure import (
     ErasureInput,
     ErasureRequestBody,
     ErasureStatus,
+    RawErasureBatch,
     RawErasureResult,
 )
 
@@ -63,6 +66,14 @@ def request_key(request_id: str) -> str:
 
 def result_key(request_id: str) -> str:
     return f"{ERASURE_REQUESTS_PREFIX}{request_id}/result.json"
+
+
+def raw_result_key(request_id: str, batch: int) -> str:
+    return f"{ERASURE_REQUESTS_PREFIX}{request_id}/raw-results/{batch:06d}.json"
+
+
+class ErasureIncomplete(DomainError):
+    """A batch of raw objects has no result: the raw zone was not wholly scanned."""
 
 
 def raw_batches_key(request_id: str) -> str:
@@ -98,7 +109,7 @@ def request_erasure(
     body: ErasureRequestBody,
     *,
     keys: KeyProvider,
-    starter: ErasureStarter,
+    starter: ErasureRuns,
     audit: ErasureAuditLog,
     now: dt.datetime,
     request_id: Callable[[], str] = new_request_id,
@@ -148,27 +159,74 @@ def erase_lines(body: bytes, pseudonym: str) -> tuple[bytes, int]:
     return b"".join(kept), len(lines) - len(kept)
 
 
+MAX_WRITE_ATTEMPTS = 5  # conditional rewrites lost to a concurrent writer (another erasure) are retried
+
+
+class ConcurrentChange(Exception):
+    """The object changed between its read and its conditional rewrite."""
+
+
+def _erase_object(key: str, pseudonym: str, objects: RewritableObjects) -> tuple[int, int] | None:
+    """(lines removed from the current version, versions purged); None if no version of the object
+    ever held the patient. Every version is read: a rerun after a partial erasure, or an object
+    whose current version is a delete marker (expired, removed), still has older versions to purge."""
+    needle = pseudonym.encode()
+    for _ in range(MAX_WRITE_ATTEMPTS):
+        versions = objects.read_versions(key)
+        if not any(v.body is not None and needle in v.body for v in versions):
+            return None
+        current = versions[0] if versions and versions[0].is_latest and versions[0].body is not None else None
+        if current is None:  # only older versions and delete markers left: all of them go
+            return 0, objects.remove(key)
+        assert current.body is not None
+        erased, count = erase_lines(current.body, pseudonym)
+        if not erased.strip():  # only the patient's lines: the object goes, with every version of it
+            return count, objects.remove(key)
+        if count:
+            try:
+                objects.replace(key, erased, if_match=current.etag)
+            except ConcurrentChange:
+                continue  # another erasure rewrote it meanwhile: start again from what it wrote
+        return count, objects.purge_older_versions(key)
+    raise ConcurrentChange(f"{key} kept changing during the erasure; the state machine retries the batch")
+
+
 def erase_raw_objects(keys: Iterable[str], pseudonym: str, objects: RewritableObjects) -> RawErasureResult:
     scanned = rewritten = removed = purged = 0
     for key in keys:
         if not key.endswith(ERASABLE_SUFFIXES):
             continue
-        body = objects.read(key)
         scanned += 1
-        if body is None:
+        outcome = _erase_object(key, pseudonym, objects)
+        if outcome is None:
             continue
-        erased, count = erase_lines(body, pseudonym)
-        if count == 0:
-            continue
-        if erased.strip():
-            objects.replace(key, erased)
-            purged += objects.purge_older_versions(key)
-        else:  # only the patient's lines: the object goes, with every version of it
-            purged += objects.remove(key)
         rewritten += 1
-        removed += count
+        removed += outcome[0]
+        purged += outcome[1]
     return RawErasureResult(
         objects_scanned=scanned, objects_rewritten=rewritten, lines_removed=removed, versions_purged=purged
+    )
+
+
+def erase_raw_batch(batch: RawErasureBatch, *, objects: RewritableObjects, files: DatasetFiles) -> RawErasureResult:
+    """One Distributed Map item: erase, then record the batch's result (a rerun overwrites it)."""
+    result = erase_raw_objects(batch.keys, batch.erasure.patient_pseudonym, objects)
+    files.overwrite_json(raw_result_key(batch.erasure.request_id, batch.batch), result.model_dump())
+    return result
+
+
+def _raw_results(files: DatasetFiles, request_id: str) -> RawErasureResult:
+    batches = files.read_json(raw_batches_key(request_id)) or []
+    results = [files.read_json(raw_result_key(request_id, index)) for index in range(len(batches))]
+    missing = [index for index, result in enumerate(results) if result is None]
+    if missing:
+        raise ErasureIncomplete(f"{len(missing)} of {len(batches)} raw-object batches have no result")
+    totals = [RawErasureResult.model_validate(r) for r in results]
+    return RawErasureResult(
+        objects_scanned=sum(r.objects_scanned for r in totals),
+        objects_rewritten=sum(r.objects_rewritten for r in totals),
+        lines_removed=sum(r.lines_removed for r in totals),
+        versions_purged=sum(r.versions_purged for r in totals),
     )
 
 
@@ -202,6 +260,7 @@ def complete_erasure(
     catalog: DatasetCatalog,
 ) -> ErasureAudit:
     erasure = request.erasure
+    raw = _raw_results(files, erasure.request_id)
     changes = [CuratedErasure.model_validate(c) for c in files.read_json(result_key(erasure.request_id)) or []]
     amended: list[str] = []
     for change in changes:
@@ -210,14 +269,13 @@ def complete_erasure(
             manifest = _amend_manifest(files, change, erasure.request_id, now)
             if manifest is not None:
                 amended.append(manifest.dataset_version)
+                published = published_version(files)
+                if published is not None and published.dataset_version == manifest.dataset_version:
+                    files.overwrite_json(
+                        PUBLISHED_KEY, pointer_to(manifest, published.manifest_uri).model_dump(mode="json")
+                    )
                 catalog.amend(manifest)
     files.delete_prefix(f"{ERASURE_REQUESTS_PREFIX}{erasure.request_id}/")
-    raw = RawErasureResult(
-        objects_scanned=sum(r.objects_scanned for r in request.raw_results),
-        objects_rewritten=sum(r.objects_rewritten for r in request.raw_results),
-        lines_removed=sum(r.lines_removed for r in request.raw_results),
-        versions_purged=sum(r.versions_purged for r in request.raw_results),
-    )
     record = ErasureAudit(
         request_id=erasure.request_id,
         status="completed",
@@ -240,14 +298,19 @@ def _key_of(uri: str, bucket: str) -> str:
     return uri[len(prefix) :].rstrip("/") + "/"
 
 
-def erasure_status(request_id: str, audit: ErasureAuditLog) -> ErasureStatus | None:
+FAILED_RUN_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+
+
+def erasure_status(request_id: str, audit: ErasureAuditLog, runs: ErasureRuns) -> ErasureStatus | None:
     records = audit.read(request_id)
     if not records:
         return None
     completed = records.get("completed")
     first: Any = records.get("requested") or completed
     if completed is None:
-        return ErasureStatus(request_id=request_id, status="in-progress", requested_at=first.requested_at)
+        # A failed erasure alerted (SNS) and can be requested again; its request stays recorded.
+        state = "failed" if runs.status(request_id) in FAILED_RUN_STATUSES else "in-progress"
+        return ErasureStatus(request_id=request_id, status=state, requested_at=first.requested_at)
     return ErasureStatus(
         request_id=request_id,
         status="completed",

@@ -89,7 +89,7 @@ class ErasureStatus(BaseModel):
     """GET /erasure-requests/{request_id}."""
 
     request_id: RequestId
-    status: Literal["in-progress", "completed"]
+    status: Literal["in-progress", "completed", "failed"]
     requested_at: dt.datetime
     completed_at: dt.datetime | None = None
     raw_lines_removed: int | None = None
@@ -101,13 +101,14 @@ class ErasureStatus(BaseModel):
 
 
 class RawErasureBatch(ErasureDocument):
-    """A Distributed Map item: a batch of raw-bucket keys (listed by BeginErasure), and the request."""
+    """A Distributed Map item: a batch of raw-bucket keys (listed by BeginErasure), its index, and the
+    request. Its result goes to S3, not into the state (whose 256 KiB would cap the batches)."""
 
+    batch: int = Field(ge=0)
     keys: list[str]
     erasure: ErasureInput
 
 
 class CompleteErasureRequest(ErasureDocument):
     erasure: ErasureInput
-    raw_results: list[RawErasureResult]
     device_bindings_removed: int = Field(ge=0)
