@@ -803,9 +803,8 @@ def test_data_processing_writes_are_scoped_to_their_prefixes(resources: dict[str
     assert _actions_on(resources["EvaluateDatasetQualityFunctionRole"], "s3:PutObject") == set()
     assert _actions_on(resources["PrepareDatasetRunFunctionRole"], "s3:PutObject") == set()
     trigger = resources["DatasetTriggerFunctionRole"]
-    assert _actions_on(trigger, "states:StartExecution") == {
-        "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:dxops-<Environment>-data-processing"
-    }
+    assert _actions_on(trigger, "states:StartExecution") == {"<DataProcessingStateMachine>"}
+    assert _actions_on(resources["IngestApiFunctionRole"], "states:StartExecution") == {"<ErasureStateMachine>"}
 
 
 def test_state_machine_substitutions_match_its_definition(resources: dict[str, Any]) -> None:
