@@ -51,7 +51,7 @@ format: $(PY) ## format the code
 lint: $(PY) $(CHECKOV_VENV)/bin/checkov ## ruff, mypy, sam validate --lint, cfn-lint, statelint, checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/shared/dxops localcloud devices cohorts demo bench tools
+	$(VENV)/bin/mypy layers/shared/dxops localcloud devices cohorts ml demo bench tools
 	@# The Glue job imports awsglue: the local cloud's stand-in (checked above as part of localcloud).
 	MYPYPATH=localcloud/glue_runtime/site $(VENV)/bin/mypy glue
 	@for handler in functions/*/app.py; do $(VENV)/bin/mypy $$handler || exit 1; done

@@ -1,6 +1,6 @@
-"""Code that runs in AWS Glue 5.0 (Python 3.11) must at least compile on Python 3.11: the Glue job
-(glue/), the shared vocabulary it ships (layers/shared/dxops), and the cohort simulator the
-training code will use. The tooling itself runs on 3.13."""
+"""Code that runs in AWS Glue 5.0 (Python 3.11) or in SageMaker framework images must at least
+compile on Python 3.11: the Glue job (glue/), the shared vocabulary it ships (layers/shared/dxops),
+the cohort simulator the training code uses and the models (ml/). The tooling itself runs on 3.13."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _python311() -> str | None:
 def test_glue_code_compiles_on_python_311(tmp_path: Path) -> None:
     python = _python311()
     assert python is not None
-    sources = [str(REPO / folder) for folder in ("glue", "layers/shared/dxops", "cohorts")]
+    sources = [str(REPO / folder) for folder in ("glue", "layers/shared/dxops", "cohorts", "ml")]
     completed = subprocess.run(
         [python, "-m", "compileall", "-q", "-d", str(tmp_path), *sources],
         capture_output=True,
