@@ -103,9 +103,6 @@ class KnowledgeModel:
             self._ancestors[term] = tuple(seen)
         return self._ancestors[term]
 
-    def knows(self, term: str) -> bool:
-        return term in self._parents or term in self._background
-
     def background(self, term: str) -> float:
         return self._background.get(term, self._unseen_background)
 

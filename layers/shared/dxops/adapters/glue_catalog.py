@@ -82,30 +82,16 @@ class GlueDatasetCatalog:
             for folder in manifest.partitions
         }
         updates = [{"PartitionValueList": list(v), "PartitionInput": p} for v, p in wanted.items() if v in existing]
-        for start in range(0, len(updates), _BATCH_LIMIT):
-            self._check(
-                self._client.batch_update_partition(
-                    DatabaseName=self.database, TableName=self.table, Entries=updates[start : start + _BATCH_LIMIT]
-                )
-            )
+        self._in_batches(self._client.batch_update_partition, "Entries", updates)
         created = [p for v, p in wanted.items() if v not in existing]
-        for start in range(0, len(created), _BATCH_LIMIT):
-            self._check(
-                self._client.batch_create_partition(
-                    DatabaseName=self.database,
-                    TableName=self.table,
-                    PartitionInputList=created[start : start + _BATCH_LIMIT],
-                )
-            )
+        self._in_batches(self._client.batch_create_partition, "PartitionInputList", created)
         stale = [{"Values": list(v)} for v in sorted(existing - set(wanted))]
-        for start in range(0, len(stale), _BATCH_LIMIT):
-            self._check(
-                self._client.batch_delete_partition(
-                    DatabaseName=self.database,
-                    TableName=self.table,
-                    PartitionsToDelete=stale[start : start + _BATCH_LIMIT],
-                )
-            )
+        self._in_batches(self._client.batch_delete_partition, "PartitionsToDelete", stale)
+
+    def _in_batches(self, call: Any, argument: str, entries: list[dict[str, Any]]) -> None:
+        for start in range(0, len(entries), _BATCH_LIMIT):
+            chunk = {argument: entries[start : start + _BATCH_LIMIT]}
+            self._check(call(DatabaseName=self.database, TableName=self.table, **chunk))
 
     @staticmethod
     def _check(response: Any) -> None:

@@ -15,6 +15,12 @@ from dxops.domain.erasure import ConcurrentChange
 from dxops.schemas.erasure import ErasureAudit
 
 _DELETE_LIMIT = 1000  # DeleteObjects' limit per call
+_MISSING = ("NoSuchKey", "404")
+_PRECONDITION_FAILED = ("PreconditionFailed", "ConditionalRequestConflict")  # If-Match / If-None-Match
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 class S3ObjectStore:
@@ -37,7 +43,7 @@ class S3DatasetFiles:
         try:
             body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if _code(error) in _MISSING:
                 return None
             raise
         return json.loads(body)
@@ -49,7 +55,7 @@ class S3DatasetFiles:
                 Bucket=self.bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*"
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+            if _code(error) in _PRECONDITION_FAILED:
                 return False
             raise
         return True
@@ -143,7 +149,7 @@ class S3RewritableObjects:
         try:
             self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, IfMatch=if_match)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+            if _code(error) in _PRECONDITION_FAILED:
                 raise ConcurrentChange(key) from error
             raise
 
@@ -185,7 +191,7 @@ class S3ErasureAuditLog:
                 IfNoneMatch="*",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "ConditionalRequestConflict"):
+            if _code(error) not in _PRECONDITION_FAILED:
                 raise  # otherwise recorded already (the API and the erasure both record a request)
 
     def read(self, request_id: str) -> dict[str, ErasureAudit]:
@@ -196,7 +202,7 @@ class S3ErasureAuditLog:
                     "Body"
                 ]
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                if _code(error) in _MISSING:
                     continue
                 raise
             records[status] = ErasureAudit.model_validate_json(body.read())

@@ -11,6 +11,11 @@ from dxops.domain.dataset_trigger import ProcessingRun
 from dxops.schemas.erasure import ErasureInput
 
 
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """arn:aws:states:<region>:<account>:stateMachine:<machine> -> ...:execution:<machine>:<name>"""
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
+
+
 class StepFunctionsRunStarter:
     def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
         self.state_machine_arn = state_machine_arn
@@ -20,7 +25,7 @@ class StepFunctionsRunStarter:
         """Same name and input: a running execution is returned as it is (AWS), a closed one raises
         ExecutionAlreadyExists; either way nothing new starts."""
         try:
-            self._client.describe_execution(executionArn=self._execution_arn(run.name))
+            self._client.describe_execution(executionArn=execution_arn(self.state_machine_arn, run.name))
             return False
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist":
@@ -34,10 +39,6 @@ class StepFunctionsRunStarter:
                 return False  # started meanwhile by another batch of the same window
             raise
         return True
-
-    def _execution_arn(self, name: str) -> str:
-        # arn:aws:states:<region>:<account>:stateMachine:<machine> -> ...:execution:<machine>:<name>
-        return self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
 
 
 class StepFunctionsErasureRuns:
@@ -54,8 +55,8 @@ class StepFunctionsErasureRuns:
 
     def status(self, request_id: str) -> str | None:
         """RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED; None if no such execution."""
-        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{request_id}"
         try:
+            arn = execution_arn(self.state_machine_arn, request_id)
             return str(self._client.describe_execution(executionArn=arn)["status"])
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
