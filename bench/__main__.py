@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["ingest", "localcloud", "simulator", "etl"]
+BENCHMARKS = ["ingest", "localcloud", "simulator", "etl", "model"]
 
 
 def main() -> None:

@@ -1,9 +1,10 @@
 """dxops on the local cloud: clinical records over HTTP (SigV4) to the local REST API, device
 bindings through the API, device readings over real MQTT through the template's IoT rule, then
 reconcile what landed in S3; the raw objects trigger the data-processing state machine (Glue ETL in
-local Spark, data-quality gate, a published dataset version); finally one patient is erased (GDPR).
+local Spark, data-quality gate, a published dataset version); one patient is erased (GDPR);
+finally the model is trained under the SageMaker container contract and evaluated.
 
-Writes artifacts/demo/summary.json.
+Writes artifacts/demo/summary.json and the model's evaluation report in artifacts/model/.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -22,6 +24,7 @@ import boto3
 
 from cohorts import CohortConfig, CohortGenerator, build_catalog
 from cohorts.malformed import damage, malformed_choice
+from cohorts.output import write_cohort
 from devices.simulator import (
     MqttEndpoint,
     SimulationConfig,
@@ -37,6 +40,8 @@ from localcloud.event_sources import drain
 from localcloud.http_client import call_api
 from localcloud.iot import start_rules_bridge
 from localcloud.mqtt_broker import LocalMqttBroker
+from ml.evaluate import evaluate as evaluate_model
+from ml.model import DiagnosisModel
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "demo"
 RECORDS, BAD_SHARE, BATCH = 400, 0.08, 100
@@ -312,6 +317,61 @@ def erase_patient(cloud: LocalCloud, api_url: str, site: str, patient_id: str) -
     return {"request_id": request_id, **{k: v for k, v in status.body.items() if k != "request_id"}, "checks": checks}
 
 
+MODEL_ARTIFACTS = ARTIFACTS.parent / "model"
+MODEL_COHORT, EVALUATION_COHORT = 3000, 1000
+MODEL_HYPERPARAMETERS = {"candidates": "logreg+class_weights,xgboost+class_weights,xgboost+focal", "repeats": "1"}
+
+
+def _simulated_table(records: int, seed: int, folder: Path) -> Path:
+    catalog = build_catalog()
+    write_cohort(folder, CohortConfig(records=records, seed=seed), catalog, curated=True, progress=False)
+    return folder / "curated.csv"
+
+
+def train_model() -> dict[str, Any]:
+    """dxops-train under the SageMaker training container contract (a subprocess with SM_* set, as
+    the local cloud's training jobs run it), dxops-evaluate on an independent cohort, dxops-rank."""
+    step(f"Training the model on {MODEL_COHORT:,} simulated records (SageMaker container contract)")
+    work = MODEL_ARTIFACTS / "work"
+    channel = work / "input" / "data" / "train"
+    _simulated_table(MODEL_COHORT, 7, channel)
+    model_dir = MODEL_ARTIFACTS / "model"
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "SM_MODEL_DIR": str(model_dir),
+        "SM_CHANNEL_TRAIN": str(channel),
+        "SM_OUTPUT_DIR": str(work / "output"),
+        "SM_HPS": json.dumps({**MODEL_HYPERPARAMETERS, "dataset_version": f"simulated-{MODEL_COHORT}-seed-7"}),
+        "PYTHONPATH": os.pathsep.join([str(root / "layers" / "shared"), str(root)]),
+    }
+    began = time.perf_counter()
+    job = subprocess.run([sys.executable, "-m", "ml.train"], env=env, check=False, capture_output=True, text=True)
+    (work / "training.log").write_text(job.stderr + job.stdout, encoding="utf-8")
+    train_seconds = round(time.perf_counter() - began, 1)
+    evaluation = json.loads((model_dir / "evaluation.json").read_text()) if job.returncode == 0 else {}
+    selected = evaluation.get("cross_validation", {}).get("selected")
+    say(f"  trained in {train_seconds} s: selected {selected}; metric lines: {job.stdout.count('dxops-metric')}")
+    step(f"Evaluating it on {EVALUATION_COHORT:,} other simulated records (dxops-evaluate)")
+    holdout = _simulated_table(EVALUATION_COHORT, 8, work / "evaluation")
+    metrics = evaluate_model(DiagnosisModel.load(model_dir), holdout, MODEL_ARTIFACTS) if job.returncode == 0 else {}
+    for key in ("accuracy", "macro_f1", "top3_accuracy", "auc_macro_ovr", "ece"):
+        say(f"  {key:24s} {metrics.get(key)}")
+    say(f"  {'report':24s} {MODEL_ARTIFACTS / 'report.md'}")
+    checks = {
+        "model_trained": job.returncode == 0 and (model_dir / "model_card.md").exists(),
+        "model_evaluated": bool(metrics) and (MODEL_ARTIFACTS / "report.md").exists(),
+        "model_beats_chance": bool(metrics) and metrics["top3_accuracy"] > 0.5,
+    }
+    return {
+        "train_seconds": train_seconds,
+        "selected": selected,
+        "test_split": {k: evaluation.get("test", {}).get(k) for k in ("accuracy", "macro_f1", "top3_accuracy")},
+        "independent_cohort": {k: metrics.get(k) for k in ("accuracy", "macro_f1", "top3_accuracy", "ece")},
+        "checks": checks,
+    }
+
+
 def main() -> int:
     started = time.perf_counter()
     step("Starting the local cloud (moto server) and deploying template.yaml")
@@ -348,18 +408,20 @@ def main() -> int:
             "scheduled_fires": len(schedule_clock.fired),
             "alarm_evaluations": alarm_clock.evaluations,
         }
+    model = train_model()
     summary = {
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "backend": "localcloud (moto server, REST API over HTTP, MQTT broker)",
         "ingestion": {"clinical": clinical, "devices": devices, **result},
         "data_processing": processing,
         "erasure": erasure,
+        "model": model,
         "clocks": clocks,
         "seconds": round(time.perf_counter() - started, 2),
     }
     (ARTIFACTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     say(f"\nsummary: {ARTIFACTS / 'summary.json'} ({summary['seconds']} s)")
-    checks = {**result["checks"], **processing["checks"], **erasure["checks"]}
+    checks = {**result["checks"], **processing["checks"], **erasure["checks"], **model["checks"]}
     return 0 if all(checks.values()) else 1
 
 

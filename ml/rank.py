@@ -4,8 +4,10 @@
 
 Each input line: {"id": ..., "observed": [HPO ids], "excluded": [HPO ids]}. Each output line:
 {"id": ..., "ranking": [{"disease_id": "ORPHA:..." | "OMIM:...", "name": ..., "score": ...}]},
-the top diseases best first; `score` is the posterior probability under a uniform prior. Without
---model the knowledge model ranks alone (ml/knowledge.py). Obsolete HPO ids are mapped to their
+the top diseases best first. Without --model the knowledge model ranks alone (ml/knowledge.py;
+`score` is its posterior under a uniform prior); with a trained model (dxops-train) the cases are
+phenotype-only records for it (`score` is its calibrated probability over all diseases, common
+ones included). Obsolete HPO ids are mapped to their
 current ones; ids the ontology does not know are left out and counted on stderr.
 """
 
@@ -14,12 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dxops.vocab.hpo import canonical_hpo_id
 from ml.knowledge import KnowledgeModel, default_model
+
+if TYPE_CHECKING:
+    from ml.model import DiagnosisModel
 
 
 class CaseError(ValueError):
@@ -50,19 +55,69 @@ def known_terms(terms: Sequence[Any], unknown: list[str]) -> list[str]:
     return known
 
 
-def rank_cases(
-    model: KnowledgeModel, cases: Iterator[dict[str, Any]], top: int
-) -> Iterator[tuple[dict[str, Any], int]]:
-    """(output line, unknown terms) per case."""
-    for case in cases:
-        unknown: list[str] = []
-        observed = known_terms(case.get("observed", []), unknown)
-        excluded = known_terms(case.get("excluded", []), unknown)
-        ranking = [
-            {"disease_id": c.disease_id, "name": c.name, "score": round(c.probability, 6)}
-            for c in model.rank(observed, excluded, top_k=top)
+Ranking = list[dict[str, Any]]
+Ranker = Callable[[list[tuple[list[str], list[str]]], int], list[Ranking]]
+BATCH = 256
+
+
+def knowledge_ranker(model: KnowledgeModel) -> Ranker:
+    """The knowledge model alone; `score` is its posterior under a uniform prior."""
+
+    def rank(cases: list[tuple[list[str], list[str]]], top: int) -> list[Ranking]:
+        return [
+            [
+                {"disease_id": c.disease_id, "name": c.name, "score": round(c.probability, 6)}
+                for c in model.rank(observed, excluded, top_k=top)
+            ]
+            for observed, excluded in cases
         ]
-        yield {"id": case["id"], "ranking": ranking}, len(unknown)
+
+    return rank
+
+
+def trained_ranker(model: DiagnosisModel) -> Ranker:
+    """A trained model (supervised + knowledge); `score` is its calibrated probability."""
+
+    def rank(cases: list[tuple[list[str], list[str]]], top: int) -> list[Ranking]:
+        records = [
+            {
+                "phenotypes": [{"hpo_id": t, "status": "observed"} for t in observed]
+                + [{"hpo_id": t, "status": "excluded"} for t in excluded]
+            }
+            for observed, excluded in cases
+        ]
+        return [
+            [{"disease_id": d.disease_id, "name": d.name, "score": d.probability} for d in prediction.diagnoses]
+            for prediction in model.predict_records(records, top_k=top)
+        ]
+
+    return rank
+
+
+def rank_cases(rank: Ranker, cases: Iterator[dict[str, Any]], top: int) -> Iterator[tuple[dict[str, Any], int]]:
+    """(output line, unknown terms) per case, ranked a batch at a time."""
+    for batch in _batches(cases):
+        unknown = [0] * len(batch)
+        terms = []
+        for i, case in enumerate(batch):
+            missing: list[str] = []
+            terms.append(
+                (known_terms(case.get("observed", []), missing), known_terms(case.get("excluded", []), missing))
+            )
+            unknown[i] = len(missing)
+        for case, ranking, count in zip(batch, rank(terms, top), unknown, strict=True):
+            yield {"id": case["id"], "ranking": ranking}, count
+
+
+def _batches(cases: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for case in cases:
+        batch.append(case)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,14 +127,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="a trained model directory (dxops-train)")
     parser.add_argument("--top", type=int, default=10)
     args = parser.parse_args(argv)
-    if args.model is not None:
-        parser.error("--model: trained models come with dxops-train (issue 6); rank without it for now")
-    model = default_model()
+    if args.model is None:
+        ranker, what = (
+            knowledge_ranker(default_model()),
+            f"the knowledge model ({len(default_model().diseases)} diseases)",
+        )
+    else:
+        from ml.model import DiagnosisModel, ModelError  # noqa: PLC0415 - numpy and xgboost only with a model
+
+        try:
+            trained = DiagnosisModel.load(args.model)
+        except ModelError as error:
+            print(f"dxops-rank: {error}", file=sys.stderr)
+            return 2
+        ranker, what = trained_ranker(trained), f"model {trained.version}"
     ranked = unknown = 0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with args.out.open("w", encoding="utf-8") as out:
-            for line, unknown_terms in rank_cases(model, read_cases(args.cases), args.top):
+            for line, unknown_terms in rank_cases(ranker, read_cases(args.cases), args.top):
                 out.write(json.dumps(line) + "\n")
                 ranked += 1
                 unknown += unknown_terms
@@ -87,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dxops-rank: {args.cases}: {error}", file=sys.stderr)
         return 2
     print(
-        f"dxops-rank: {ranked} cases ranked over {len(model.diseases)} diseases; {unknown} unknown HPO ids left out",
+        f"dxops-rank: {ranked} cases ranked with {what}; {unknown} unknown HPO ids left out",
         file=sys.stderr,
     )
     return 0

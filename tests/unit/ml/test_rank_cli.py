@@ -1,4 +1,4 @@
-"""dxops-rank: phenotype-only cases in, top-10 rankings out, with no trained model."""
+"""dxops-rank: phenotype-only cases in, top-10 rankings out, with and without a trained model."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import pytest
 
 from ml.knowledge import default_model
 from ml.rank import main
+from ml.table import read_table
+from ml.train import TrainConfig, train
+from tests.unit.ml.tables import clinical_table, rare_diseases, write_table
 
 
 def write_cases(path: Path, cases: list[object]) -> Path:
@@ -48,8 +51,25 @@ def test_a_line_that_is_not_a_case_is_refused_with_its_number(
     assert "line 2: not JSON" in capsys.readouterr().err
 
 
-def test_a_trained_model_is_not_accepted_yet(tmp_path: Path) -> None:
+def test_rank_with_a_trained_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = write_table(tmp_path / "table.csv", clinical_table(240, seed=1))
+    model = tmp_path / "model"
+    train(table, model, TrainConfig.from_hyperparameters({"candidates": "logreg+class_weights", "threads": "1"}))
+    rare = rare_diseases()[1]
+    case = read_table(table).query("label == @rare").iloc[0]
+    observed = [name for name in case.index if name.startswith("HP:") and case[name] == 1]
+    cases = write_cases(tmp_path / "cases.jsonl", [{"id": "rare", "observed": observed}, {"id": "empty"}])
+    out = tmp_path / "rankings.jsonl"
+    assert main(["--cases", str(cases), "--out", str(out), "--model", str(model)]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["rare", "empty"]
+    ranking = lines[0]["ranking"]
+    assert len(ranking) == 10 and ranking[0]["disease_id"] == rare
+    assert [r["score"] for r in ranking] == sorted((r["score"] for r in ranking), reverse=True)
+    assert "ranked with model" in capsys.readouterr().err
+
+
+def test_a_directory_that_is_not_a_model_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cases = write_cases(tmp_path / "cases.jsonl", [{"id": "ok", "observed": []}])
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--cases", str(cases), "--out", str(tmp_path / "o.jsonl"), "--model", str(tmp_path)])
-    assert exit_info.value.code == 2
+    assert main(["--cases", str(cases), "--out", str(tmp_path / "o.jsonl"), "--model", str(tmp_path)]) == 2
+    assert "not a model directory (missing model.json)" in capsys.readouterr().err

@@ -1,0 +1,198 @@
+"""Knowledge transfer: the supervised model and the knowledge model combined into one calibrated
+distribution over every disease, the knowledge model deciding where training data is thin.
+
+For a case x and a disease d, with n_d its number of training cases and b(n_d) its bin
+(0 | 1-2 | 3-5 | 6-20 | > 20 cases):
+
+    z(x, d) = w_sup[b] * log p_sup(d | x)        if the supervised model knows d
+            + w_kn[b]  * k(x, d)                 if d has HPO annotations (k: summed log LR)
+            + w_prior  * log prior(d)            prior correction (resampling and class weights
+                                                 move the supervised model's priors)
+            + c[b] + c_annotated * [annotated]
+    P(d | x) = softmax over the candidate diseases of z
+
+The 13 weights are fitted by maximum likelihood (L-BFGS, a small L2 penalty) on out-of-fold
+predictions, where a disease's count is its count in that fold's training rows: a disease with
+no training case in a fold is exactly the situation the knowledge model is for, so the fit learns
+how far to trust each source by how much data backs it. This is stacking with a conditional logit
+(the features are per disease, the weights shared), which also calibrates: the same fit is a
+temperature scaling of each source.
+
+Candidates: the supervised model's classes plus the knowledge model's top `KNOWLEDGE_CANDIDATES`
+diseases for the case; the diseases left out have a negligible share of the knowledge posterior
+(their absence is the only approximation; the true label is always added while fitting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import minimize
+
+BIN_EDGES: tuple[int, ...] = (0, 2, 5, 20)  # bins: 0 | 1-2 | 3-5 | 6-20 | > 20 training cases
+N_BINS = len(BIN_EDGES) + 1
+KNOWLEDGE_CANDIDATES = 100
+L2 = 1e-3
+EPSILON = 1e-12
+
+
+def count_bin(count: int) -> int:
+    return int(np.searchsorted(np.asarray(BIN_EDGES), count, side="left")) if count > 0 else 0
+
+
+@dataclass
+class Weights:
+    supervised: list[float] = field(default_factory=lambda: [1.0] * N_BINS)
+    knowledge: list[float] = field(default_factory=lambda: [0.0] * N_BINS)
+    prior: float = 0.0
+    offset: list[float] = field(default_factory=lambda: [0.0] * N_BINS)
+    annotated: float = 0.0
+
+    def vector(self) -> NDArray[np.float64]:
+        return np.array([*self.supervised, *self.knowledge, self.prior, *self.offset, self.annotated])
+
+    @classmethod
+    def from_vector(cls, v: NDArray[np.float64]) -> Weights:
+        n = N_BINS
+        return cls(
+            [float(x) for x in v[:n]],
+            [float(x) for x in v[n : 2 * n]],
+            float(v[2 * n]),
+            [float(x) for x in v[2 * n + 1 : 3 * n + 1]],
+            float(v[3 * n + 1]),
+        )
+
+
+@dataclass(frozen=True)
+class CandidateTable:
+    """Per case, per candidate slot (padded; `valid` marks real slots): the inputs of z."""
+
+    diseases: list[list[str]]  # per case, its candidates' ids (length = its valid slots)
+    log_supervised: NDArray[np.float64]  # (n, slots); 0 where the supervised model lacks d
+    has_supervised: NDArray[np.bool_]
+    knowledge: NDArray[np.float64]  # (n, slots); 0 where d has no annotation
+    annotated: NDArray[np.bool_]
+    log_prior: NDArray[np.float64]
+    bins: NDArray[np.int64]
+    valid: NDArray[np.bool_]
+
+
+def candidate_table(
+    supervised_classes: Sequence[str],
+    supervised_proba: NDArray[np.float64],
+    knowledge_ids: Sequence[Sequence[str]],
+    knowledge_scores: Sequence[Mapping[str, float]],
+    *,
+    counts: Mapping[str, int],
+    extra: Sequence[str | None] | None = None,
+) -> CandidateTable:
+    """The candidate slots of each case: every supervised class, then the case's knowledge
+    candidates (`knowledge_ids[i]`, scored in `knowledge_scores[i]`, which also scores the
+    annotated supervised classes), then `extra[i]` (the true label, while fitting) if missing."""
+    total = sum(counts.values())
+    n_classes = len(supervised_classes)
+    position = {disease: j for j, disease in enumerate(supervised_classes)}
+    rows: list[list[str]] = []
+    for i in range(len(supervised_proba)):
+        diseases = list(supervised_classes)
+        diseases.extend(d for d in knowledge_ids[i] if d not in position)
+        wanted = extra[i] if extra is not None else None
+        if wanted is not None and wanted not in diseases:
+            diseases.append(wanted)
+        rows.append(diseases)
+    slots = max((len(r) for r in rows), default=n_classes)
+    shape = (len(rows), slots)
+    table = CandidateTable(
+        rows,
+        np.zeros(shape),
+        np.zeros(shape, dtype=bool),
+        np.zeros(shape),
+        np.zeros(shape, dtype=bool),
+        np.zeros(shape),
+        np.zeros(shape, dtype=np.int64),
+        np.zeros(shape, dtype=bool),
+    )
+    table.log_supervised[:, :n_classes] = np.log(np.clip(supervised_proba, EPSILON, 1.0))
+    table.has_supervised[:, :n_classes] = True
+    for i, diseases in enumerate(rows):
+        table.valid[i, : len(diseases)] = True
+        scores = knowledge_scores[i]
+        for j, disease in enumerate(diseases):
+            if disease in scores:
+                table.knowledge[i, j] = scores[disease]
+                table.annotated[i, j] = True
+            count = counts.get(disease, 0)
+            table.bins[i, j] = count_bin(count)
+            table.log_prior[i, j] = np.log((count + 0.5) / (total + 0.5 * max(len(counts), 1)))
+    return table
+
+
+def _logits(table: CandidateTable, v: NDArray[np.float64]) -> tuple[NDArray[np.float64], list[Any]]:
+    n = N_BINS
+    w_sup, w_kn, w_prior, offset, w_ann = v[:n], v[n : 2 * n], v[2 * n], v[2 * n + 1 : 3 * n + 1], v[3 * n + 1]
+    sup = table.log_supervised * table.has_supervised
+    prior = table.log_prior * table.has_supervised
+    kn = table.knowledge * table.annotated
+    z = w_sup[table.bins] * sup + w_kn[table.bins] * kn + w_prior * prior + offset[table.bins] + w_ann * table.annotated
+    z = np.where(table.valid, z, -np.inf)
+    return z, [sup, kn, prior]
+
+
+def probabilities(table: CandidateTable, weights: Weights) -> NDArray[np.float64]:
+    """(n, slots) probabilities over each case's candidates (0 in padding slots)."""
+    z, _ = _logits(table, weights.vector())
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return np.asarray(p / p.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def _objective_part(
+    table: CandidateTable, truth: Sequence[str], v: NDArray[np.float64]
+) -> tuple[float, NDArray[np.float64]]:
+    """Summed negative log likelihood of one table and its gradient."""
+    target = np.array([diseases.index(label) for diseases, label in zip(table.diseases, truth, strict=True)])
+    rows = np.arange(len(target))
+    z, (sup, kn, prior) = _logits(table, v)
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    normaliser = p.sum(axis=1)
+    loss = float(np.sum(np.log(normaliser) - z[rows, target]))
+    residual = p / normaliser[:, None]
+    residual[rows, target] -= 1.0  # d loss / d z
+    onehot_bins = np.eye(N_BINS)[table.bins]  # (n, slots, bins)
+    grad = np.concatenate(
+        [
+            np.einsum("ij,ijb->b", residual * sup, onehot_bins),
+            np.einsum("ij,ijb->b", residual * kn, onehot_bins),
+            [float(np.sum(residual * prior))],
+            np.einsum("ij,ijb->b", residual, onehot_bins),
+            [float(np.sum(residual * table.annotated))],
+        ]
+    )
+    return loss, grad
+
+
+def fit_weights(tables: Sequence[CandidateTable], truths: Sequence[Sequence[str]]) -> tuple[Weights, dict[str, Any]]:
+    """Maximum likelihood weights over several tables (one per fold); `truths[t][i]` must be
+    among case i's candidates in table t (candidate_table's `extra` sees to it)."""
+    cases = sum(len(truth) for truth in truths)
+
+    def objective(v: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+        loss, grad = 0.0, np.zeros_like(v)
+        for table, truth in zip(tables, truths, strict=True):
+            part_loss, part_grad = _objective_part(table, truth, v)
+            loss += part_loss
+            grad += part_grad
+        return loss / cases + L2 * float(v @ v), grad / cases + 2 * L2 * v
+
+    # More evidence never lowers a disease's probability: source weights are kept non-negative.
+    bounds = [(0.0, None)] * (2 * N_BINS) + [(None, None)] * (N_BINS + 2)
+    result = minimize(
+        objective, Weights().vector(), jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500}
+    )
+    weights = Weights.from_vector(np.asarray(result.x, dtype=np.float64))
+    return weights, {"log_loss": round(float(result.fun), 6), "iterations": int(result.nit), "cases": cases}

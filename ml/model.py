@@ -1,0 +1,200 @@
+"""The trained model: supervised model + knowledge model + their combination, saved as a directory.
+
+MODEL_DIR/
+  model.json        manifest: format version, classes and their training counts, column roles,
+                    combination weights, hyperparameters, seed, dataset and code versions, and the
+                    SHA-256 of supervised.joblib (checked before it is unpickled)
+  supervised.joblib the fitted SupervisedModel (ml/candidates.py)
+  evaluation.json   metrics of the held-out test split, cross-validation of every candidate
+  model_card.md     intended use, data, metrics per group, limitations
+
+`DiagnosisModel.predict` is what the endpoint (ml/inference.py), dxops-evaluate and dxops-rank run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from ml.candidates import SupervisedModel
+from ml.combine import KNOWLEDGE_CANDIDATES, CandidateTable, Weights, candidate_table, probabilities
+from ml.knowledge import KnowledgeModel, default_model
+from ml.knowledge_scorer import KnowledgeScorer
+from ml.records import records_frame
+from ml.table import ColumnRoles, conform
+
+FORMAT_VERSION = 1
+MANIFEST, SUPERVISED = "model.json", "supervised.joblib"
+RARE_CANDIDATES = 5
+
+
+class ModelError(ValueError):
+    """The model directory is missing, incomplete or altered."""
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    disease_id: str
+    name: str | None
+    probability: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    diagnoses: list[Diagnosis]  # best first, calibrated probabilities over all diseases
+    rare_candidates: list[Diagnosis]  # the knowledge model's best annotated diseases (its posterior)
+    contributions: list[tuple[str, float]]  # features behind the top supervised class
+
+
+def phenotype_cases(frame: pd.DataFrame, phenotypes: tuple[str, ...], knowledge: KnowledgeModel) -> list[Any]:
+    """(observed, excluded) per row for the knowledge model. Observed terms that are ancestors of
+    another observed term of the row are left out: a table expanded along the ontology (the Glue
+    ETL's) and one that is not (a hospital export) then give the same evidence, counted once."""
+    if not phenotypes:
+        return [((), ())] * len(frame)
+    values = frame[list(phenotypes)].to_numpy(dtype=np.int8)
+    cases = []
+    for row in values:
+        observed = [phenotypes[j] for j in np.flatnonzero(row == 1)]
+        implied = {ancestor for term in observed for ancestor in knowledge.ancestors(term)}
+        excluded = [phenotypes[j] for j in np.flatnonzero(row == -1)]
+        cases.append(([term for term in observed if term not in implied], excluded))
+    return cases
+
+
+class DiagnosisModel:
+    def __init__(
+        self,
+        supervised: SupervisedModel,
+        classes: list[str],
+        counts: dict[str, int],
+        weights: Weights,
+        manifest: dict[str, Any],
+        *,
+        knowledge: KnowledgeModel | None = None,
+    ) -> None:
+        self.supervised = supervised
+        self.classes = classes
+        self.counts = counts
+        self.weights = weights
+        self.manifest = manifest
+        self._knowledge = knowledge
+
+    @property
+    def roles(self) -> ColumnRoles:
+        return self.supervised.roles
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("model_version", "unversioned"))
+
+    @cached_property
+    def knowledge(self) -> KnowledgeModel:
+        return self._knowledge or default_model()
+
+    @cached_property
+    def scorer(self) -> KnowledgeScorer:
+        return self.knowledge.scorer()
+
+    @cached_property
+    def names(self) -> dict[str, str]:
+        return {disease.id: disease.name for disease in self.knowledge.diseases}
+
+    def candidates(self, frame: pd.DataFrame) -> tuple[CandidateTable, Any, NDArray[np.float64]]:
+        """The candidate table of each row, the knowledge top-k and the supervised features."""
+        table = conform(frame, self.roles)
+        matrix = self.supervised.features(table)
+        proba = self.supervised.predict_proba_features(matrix)
+        cases = phenotype_cases(table, self.roles.phenotypes, self.knowledge)
+        top = self.scorer.top(cases, KNOWLEDGE_CANDIDATES)
+        annotated = [c for c in self.classes if c in self.names]
+        known = self.scorer.scores(cases, diseases=annotated) if annotated else np.zeros((len(cases), 0))
+        ids = [[self.scorer.diseases[j].id for j in row] for row in top.indices]
+        scores = [
+            {
+                **dict(zip(row_ids, map(float, row_scores), strict=True)),
+                **dict(zip(annotated, map(float, k), strict=True)),
+            }
+            for row_ids, row_scores, k in zip(ids, top.scores, known, strict=True)
+        ]
+        return candidate_table(self.classes, proba, ids, scores, counts=self.counts), top, matrix
+
+    def predict(self, frame: pd.DataFrame, top_k: int = 10, explain: bool = True) -> list[Prediction]:
+        table, top, matrix = self.candidates(frame)
+        proba = probabilities(table, self.weights)
+        best_supervised = np.argmax(table.log_supervised[:, : len(self.classes)], axis=1)
+        contributions = self.supervised.contributions(matrix, best_supervised) if explain else [[]] * len(frame)
+        predictions = []
+        for i, diseases in enumerate(table.diseases):
+            order = np.argsort(-proba[i, : len(diseases)], kind="stable")[:top_k]
+            rare = [
+                Diagnosis(self.scorer.diseases[j].id, self.scorer.diseases[j].name, round(float(p), 6))
+                for j, p in zip(top.indices[i][:RARE_CANDIDATES], top.probabilities[i][:RARE_CANDIDATES], strict=True)
+            ]
+            predictions.append(
+                Prediction(
+                    [Diagnosis(diseases[j], self.names.get(diseases[j]), round(float(proba[i, j]), 6)) for j in order],
+                    rare,
+                    contributions[i],
+                )
+            )
+        return predictions
+
+    def predict_records(self, records: Sequence[Mapping[str, Any]], top_k: int = 10) -> list[Prediction]:
+        """ClinicalRecord JSON objects in (ml/records.py), predictions out."""
+        expanded = bool(self.manifest.get("phenotypes_expanded"))
+        frame = records_frame(records, self.roles, self.knowledge.ancestors if expanded else None)
+        return self.predict(frame, top_k=top_k)
+
+    def probability_matrix(self, frame: pd.DataFrame, columns: list[str]) -> NDArray[np.float64]:
+        """(n, len(columns) + 1) probabilities for the given diseases, the last column holding
+        the rest of each row's mass (diseases not listed): rows sum to 1, for the metrics."""
+        table, _top, _matrix = self.candidates(frame)
+        proba = probabilities(table, self.weights)
+        position = {disease: j for j, disease in enumerate(columns)}
+        result = np.zeros((len(frame), len(columns) + 1))
+        for i, diseases in enumerate(table.diseases):
+            for j, disease in enumerate(diseases):
+                result[i, position.get(disease, len(columns))] += proba[i, j]
+        return result
+
+    # -- the directory ------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        joblib.dump(self.supervised, directory / SUPERVISED, compress=3)
+        digest = hashlib.sha256((directory / SUPERVISED).read_bytes()).hexdigest()
+        manifest = {
+            **self.manifest,
+            "format_version": FORMAT_VERSION,
+            "classes": self.classes,
+            "class_counts": self.counts,
+            "combination": self.weights.__dict__,
+            "column_roles": self.roles.to_json(),
+            "supervised_sha256": digest,
+        }
+        (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> DiagnosisModel:
+        try:
+            manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+            packed = (directory / SUPERVISED).read_bytes()
+        except FileNotFoundError as error:
+            raise ModelError(f"{directory}: not a model directory (missing {Path(error.filename).name})") from None
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise ModelError(f"{directory}: model format {manifest.get('format_version')}, expected {FORMAT_VERSION}")
+        if hashlib.sha256(packed).hexdigest() != manifest["supervised_sha256"]:
+            raise ModelError(f"{directory}: {SUPERVISED} does not match its SHA-256 in {MANIFEST}")
+        supervised = joblib.load(directory / SUPERVISED)
+        weights = Weights(**manifest["combination"])
+        return cls(supervised, list(manifest["classes"]), dict(manifest["class_counts"]), weights, manifest)

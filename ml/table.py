@@ -1,0 +1,168 @@
+"""The training table: reading it and telling its columns' roles.
+
+The format (documented in docs/model.md) is the curated table of the Glue ETL
+(glue/dxops_etl/curated_schema.py) and, more generally, any clinical table with:
+
+- reserved columns, never features: ``record_id`` and ``patient_id`` (required), ``label`` (the
+  diagnosis code; empty = unlabelled, such rows are not trained on) and, when present,
+  ``source``, ``encounter_date``, ``label_status``, ``ingested_at``;
+- phenotype columns named by HPO id (``HP:0001250``): 1 observed, -1 excluded, 0 or empty not
+  recorded;
+- every other column is a feature as it is: numeric columns (labs by LOINC code, vitals, device
+  aggregates, history flags ``hx_*``, age, ...) with empty = missing; text columns (``sex``, ...)
+  as categories. A text column with too many distinct values to be a category (free text, an id)
+  is left out and reported, never silently used.
+
+Parquet (a file or a folder of files, partitions included) or CSV (by extension).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+RECORD_ID, PATIENT_ID, LABEL = "record_id", "patient_id", "label"
+RESERVED_COLUMNS: tuple[str, ...] = (
+    RECORD_ID,
+    PATIENT_ID,
+    LABEL,
+    "source",
+    "encounter_date",
+    "label_status",
+    "ingested_at",
+)
+HPO_COLUMN = re.compile(r"^HP:\d{7}$")
+MAX_CATEGORIES = 50  # a text column with more distinct values is not a category (free text, ids)
+
+
+class TableError(ValueError):
+    """The table cannot be trained on or scored (the message says which column and why)."""
+
+
+@dataclass(frozen=True)
+class ColumnRoles:
+    """Which column is what; stored in the model so that scoring sees the training's columns."""
+
+    phenotypes: tuple[str, ...]
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    ignored: dict[str, str] = field(default_factory=dict)  # column -> why it is not a feature
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return (*self.phenotypes, *self.numeric, *self.categorical)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "phenotypes": list(self.phenotypes),
+            "numeric": list(self.numeric),
+            "categorical": list(self.categorical),
+            "ignored": dict(self.ignored),
+        }
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> ColumnRoles:
+        return cls(
+            tuple(document["phenotypes"]),
+            tuple(document["numeric"]),
+            tuple(document["categorical"]),
+            dict(document.get("ignored", {})),
+        )
+
+
+def _csv_header(path: Path) -> list[str]:
+    return list(pd.read_csv(path, nrows=0).columns)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """The table with phenotype columns as int8 and ids and labels as strings."""
+    if not path.exists():
+        raise TableError(f"{path}: no such file or folder")
+    if path.is_dir() or path.suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    elif path.suffix in (".csv", ".gz") or path.name.endswith(".csv.gz"):
+        header = _csv_header(path)
+        dtypes: dict[str, Any] = {name: "float32" for name in header if HPO_COLUMN.match(name)}
+        dtypes.update({name: "string" for name in (RECORD_ID, PATIENT_ID, LABEL) if name in header})
+        frame = pd.read_csv(path, dtype=dtypes, low_memory=False)
+    else:
+        raise TableError(f"{path}: expected Parquet (.parquet or a folder) or CSV (.csv)")
+    return normalise(frame)
+
+
+def normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Checks the required columns and gives every column the type the model expects."""
+    missing = [name for name in (RECORD_ID, PATIENT_ID) if name not in frame.columns]
+    if missing:
+        raise TableError(f"missing required column(s): {', '.join(missing)}")
+    frame = frame.copy()
+    for name in (RECORD_ID, PATIENT_ID, LABEL):
+        if name in frame.columns:
+            frame[name] = frame[name].astype("string")
+    if LABEL not in frame.columns:
+        frame[LABEL] = pd.Series(pd.NA, index=frame.index, dtype="string")
+    for name in frame.columns:
+        if HPO_COLUMN.match(str(name)):
+            values = pd.to_numeric(frame[name], errors="coerce").fillna(0)
+            bad = ~values.isin((-1, 0, 1))
+            if bad.any():
+                raise TableError(f"column {name}: phenotype values must be 1, -1 or 0 (found {values[bad].iloc[0]!r})")
+            frame[name] = values.astype("int8")
+    return frame
+
+
+def column_roles(frame: pd.DataFrame) -> ColumnRoles:
+    """Roles from the columns' names and types (see the module docstring)."""
+    phenotypes, numeric, categorical = [], [], []
+    ignored: dict[str, str] = {}
+    for name in frame.columns:
+        column = str(name)
+        if column in RESERVED_COLUMNS:
+            continue
+        series = frame[name]
+        if HPO_COLUMN.match(column):
+            phenotypes.append(column)
+        elif pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+            numeric.append(column)
+        elif pd.api.types.is_datetime64_any_dtype(series):
+            ignored[column] = "date or time (not a feature; derive an age or a duration upstream)"
+        else:
+            distinct = series.dropna().astype(str).nunique()
+            if distinct > MAX_CATEGORIES:
+                ignored[column] = f"text with {distinct} distinct values (more than {MAX_CATEGORIES}: not a category)"
+            else:
+                categorical.append(column)
+    if not phenotypes and not numeric and not categorical:
+        raise TableError("no feature column (expected HP:nnnnnnn, numeric or categorical columns)")
+    return ColumnRoles(tuple(phenotypes), tuple(numeric), tuple(categorical), ignored)
+
+
+def labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows with a label (confirmed diagnoses; unlabelled rows are not trained on)."""
+    labels = frame[LABEL]
+    keep = labels.notna() & (labels.str.strip() != "")
+    if "label_status" in frame.columns:
+        keep &= frame["label_status"].fillna("confirmed").astype(str) == "confirmed"
+    return frame.loc[keep].reset_index(drop=True)
+
+
+def conform(frame: pd.DataFrame, roles: ColumnRoles) -> pd.DataFrame:
+    """The frame with exactly the training's feature columns: absent ones are added as not
+    recorded (phenotypes 0) or missing (numeric NaN, categorical null); extra ones are dropped."""
+    columns: dict[str, Any] = {}
+    for name in roles.phenotypes:
+        columns[name] = frame[name].to_numpy(dtype=np.int8) if name in frame else np.zeros(len(frame), np.int8)
+    for name in roles.numeric:
+        columns[name] = (
+            pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+            if name in frame
+            else np.full(len(frame), np.nan)
+        )
+    for name in roles.categorical:
+        columns[name] = frame[name].astype("object").where(frame[name].notna(), None) if name in frame else None
+    return pd.DataFrame(columns, index=frame.index)

@@ -1,0 +1,450 @@
+"""dxops-train: the training job (SageMaker script mode, and locally the same script).
+
+    dxops-train --data TABLE --out MODEL_DIR [--hyperparameters FILE.json] [--set key=value ...]
+
+Under the SageMaker training container contract (`python -m ml.train` with no --data): the table
+is read from SM_CHANNEL_TRAIN (a folder of Parquet or CSV files), hyperparameters from SM_HPS
+(/opt/ml/input/config/hyperparameters.json), the model is written to SM_MODEL_DIR and a failure
+reason to /opt/ml/output/failure. Steps (docs/model.md):
+
+1. read the table (ml/table.py), keep labelled rows, split off a held-out test split by patient;
+2. select a candidate (model x imbalance strategy) by cross-validation grouped by patient on
+   macro-F1 and rare-disease recall, every candidate's scores recorded;
+3. fit the knowledge combination on the chosen candidate's out-of-fold predictions (ml/combine.py);
+4. refit the chosen candidate on the whole training split, evaluate on the test split (with the
+   supervised model alone and the knowledge model alone beside it), write the model directory,
+   evaluation.json and the model card.
+
+Progress goes to stderr; metric lines (`dxops-metric name=value`) to stdout, matched by
+METRIC_DEFINITIONS. No identifier ever reaches the output: only labels and aggregates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sklearn
+import xgboost
+from numpy.typing import NDArray
+
+from ml.candidates import Candidate, Settings, SupervisedModel
+from ml.combine import KNOWLEDGE_CANDIDATES, CandidateTable, Weights, candidate_table, fit_weights
+from ml.knowledge import default_model
+from ml.metrics import bootstrap_intervals, classification_metrics, is_rare_code
+from ml.model import DiagnosisModel, phenotype_cases
+from ml.model_card import write_model_card
+from ml.records import phenotypes_expanded
+from ml.table import LABEL, PATIENT_ID, ColumnRoles, TableError, column_roles, conform, labelled, read_table
+from ml.validation import auto_repeats, cv_folds, holdout_split, selection_sample
+
+ML_SOURCE = Path(__file__).resolve().parent
+METRIC_PREFIX = "dxops-metric"
+# SageMaker MetricDefinitions for the training job (CloudWatch metrics of the job).
+METRIC_DEFINITIONS: list[dict[str, str]] = [
+    {"Name": name, "Regex": rf"{METRIC_PREFIX} {name}=([-0-9.eE]+)"}
+    for name in (
+        "cv_macro_f1",
+        "cv_rare_recall",
+        "test_accuracy",
+        "test_macro_f1",
+        "test_top3_accuracy",
+        "test_rare_recall",
+        "test_ece",
+        "train_seconds",
+    )
+]
+DEFAULT_CANDIDATES = ("logreg+class_weights", "forest+class_weights", "xgboost+none", "xgboost+class_weights")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides the model (recorded in model.json)."""
+
+    candidates: tuple[str, ...] = DEFAULT_CANDIDATES
+    folds: int = 3
+    repeats: int = 0  # 0: automatic (validation.auto_repeats)
+    test_fraction: float = 0.2
+    selection_rows: int = 20_000
+    combiner_rows: int = 6_000
+    dataset_version: str = "unversioned"
+    settings: Settings = field(default_factory=Settings)
+
+    @classmethod
+    def from_hyperparameters(cls, values: dict[str, Any]) -> TrainConfig:
+        """SageMaker passes hyperparameters as strings: each is parsed to its field's type."""
+        config, settings = {}, {}
+        own = {f.name: f for f in fields(cls) if f.name != "settings"}
+        theirs = {f.name: f for f in fields(Settings)}
+        for key, value in values.items():
+            if key in own:
+                config[key] = _parse(key, value, own[key].default)
+            elif key in theirs:
+                settings[key] = _parse(key, value, theirs[key].default)
+            elif not key.startswith("sagemaker_"):
+                raise ValueError(f"unknown hyperparameter {key!r}")
+        for name in config.get("candidates", ()):
+            Candidate.parse(name)
+        return replace(cls(**config), settings=replace(Settings(), **settings))
+
+
+def _parse(key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, tuple):
+        items = value if isinstance(value, list) else str(value).split(",")
+        return tuple(str(item).strip() for item in items if str(item).strip())
+    try:
+        return type(default)(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"hyperparameter {key}: {value!r} is not a {type(default).__name__}") from None
+
+
+def progress(message: str) -> None:
+    print(f"[dxops-train] {message}", file=sys.stderr, flush=True)
+
+
+def emit_metric(name: str, value: float | None) -> None:
+    if value is not None:
+        print(f"{METRIC_PREFIX} {name}={value:.6f}", flush=True)
+
+
+def code_version() -> str:
+    """SHA-256 of the ml package's sources (there is no git in a training container)."""
+    digest = hashlib.sha256()
+    for path in sorted(ML_SOURCE.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def data_fingerprint(path: Path) -> str:
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode() + b"\0")
+        with file.open("rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def encode(labels: Sequence[str]) -> tuple[list[str], NDArray[np.int64]]:
+    classes = sorted(set(labels))
+    position = {label: i for i, label in enumerate(classes)}
+    return classes, np.array([position[label] for label in labels], dtype=np.int64)
+
+
+def fit_supervised(
+    candidate: Candidate, roles: ColumnRoles, settings: Settings, frame: pd.DataFrame, labels: Sequence[str]
+) -> tuple[SupervisedModel, list[str]]:
+    classes, y = encode(labels)
+    return SupervisedModel(candidate, roles, settings).fit(frame, y), classes
+
+
+@dataclass
+class CandidateResult:
+    name: str
+    macro_f1: float
+    rare_recall: float | None
+    score: float
+    seconds: float
+    folds: list[dict[str, Any]]
+
+
+def rare_recall(metrics: dict[str, Any]) -> float | None:
+    value = metrics["groups"]["rare"].get("macro_recall")
+    return None if value is None else float(value)
+
+
+def selection_score(macro_f1: float, rare: float | None) -> float:
+    """Mean of macro-F1 and rare-disease recall (macro-F1 alone when there is no rare class)."""
+    return macro_f1 if rare is None else (macro_f1 + rare) / 2
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.knowledge = default_model()
+
+    def cross_validate(self, frame: pd.DataFrame, roles: ColumnRoles) -> tuple[list[CandidateResult], dict[str, Any]]:
+        """Every candidate on the same folds; the out-of-fold pieces of each (for the combination)."""
+        labels = frame[LABEL].to_numpy(dtype=str)
+        groups = frame[PATIENT_ID].to_numpy(dtype=str)
+        repeats = self.config.repeats or auto_repeats(labels, groups, self.config.folds)
+        folds = cv_folds(labels, groups, self.config.folds, repeats, self.settings.seed)
+        rare = {label for label in labels if is_rare_code(label)}
+        results, pieces = [], {}
+        for name in self.config.candidates:
+            candidate = Candidate.parse(name)
+            started = time.perf_counter()
+            fold_metrics, oof = [], []
+            for fold in folds:
+                model, classes = fit_supervised(
+                    candidate, roles, self.settings, frame.iloc[fold.train], labels[fold.train]
+                )
+                proba = model.predict_proba(frame.iloc[fold.valid])
+                metrics = classification_metrics(labels[fold.valid], proba, classes, rare=rare, top_k=(1, 3))
+                fold_metrics.append(
+                    {
+                        "repeat": fold.repeat,
+                        "fold": fold.fold,
+                        "macro_f1": metrics["macro_f1"],
+                        "rare_recall": rare_recall(metrics),
+                    }
+                )
+                oof.append((fold, classes, proba))
+                where = f"repeat {fold.repeat + 1} fold {fold.fold + 1}/{self.config.folds}"
+                progress(f"{name}: {where} macro-F1 {metrics['macro_f1']:.3f}")
+            macro = float(np.mean([m["macro_f1"] for m in fold_metrics]))
+            rares = [m["rare_recall"] for m in fold_metrics if m["rare_recall"] is not None]
+            rare_mean = float(np.mean(rares)) if rares else None
+            seconds = time.perf_counter() - started
+            results.append(
+                CandidateResult(
+                    name,
+                    round(macro, 6),
+                    None if rare_mean is None else round(rare_mean, 6),
+                    round(selection_score(macro, rare_mean), 6),
+                    round(seconds, 2),
+                    fold_metrics,
+                )
+            )
+            pieces[name] = oof
+            shown = "n/a" if rare_mean is None else f"{rare_mean:.3f}"
+            progress(f"{name}: macro-F1 {macro:.3f}, rare recall {shown} ({seconds:.0f} s)")
+        details = {"folds": self.config.folds, "repeats": repeats, "rows": len(frame), "classes": len(set(labels))}
+        return results, {"pieces": pieces, "details": details}
+
+    def fit_combination(
+        self, frame: pd.DataFrame, roles: ColumnRoles, oof: list[Any]
+    ) -> tuple[Weights, dict[str, Any]]:
+        """The combination weights from out-of-fold predictions (first repeat), a fold's class counts
+        standing for the training counts."""
+        labels = frame[LABEL].to_numpy(dtype=str)
+        rng = np.random.default_rng(self.settings.seed)
+        tables: list[CandidateTable] = []
+        truths: list[list[str]] = []
+        pieces = [piece for piece in oof if piece[0].repeat == 0]
+        budget = max(1, self.config.combiner_rows // max(1, len(pieces)))
+        scorer = self.knowledge.scorer()
+        for fold, classes, proba in pieces:
+            counts = dict(Counter(labels[fold.train].tolist()))
+            # Every rare row (the cases the combination is about) and a sample of the others.
+            valid_labels = labels[fold.valid]
+            rare_rows = np.flatnonzero([is_rare_code(label) for label in valid_labels])
+            other = np.setdiff1d(np.arange(len(fold.valid)), rare_rows)
+            take = np.sort(np.concatenate([rare_rows, rng.permutation(other)[: max(0, budget - len(rare_rows))]]))
+            rows = fold.valid[take]
+            cases = phenotype_cases(conform(frame.iloc[rows], roles), roles.phenotypes, self.knowledge)
+            top = scorer.top(cases, KNOWLEDGE_CANDIDATES)
+            ids = [[scorer.diseases[j].id for j in row] for row in top.indices]
+            wanted = sorted(
+                {*(c for c in classes if _annotated(scorer, c)), *(y for y in labels[rows] if _annotated(scorer, y))}
+            )
+            known = scorer.scores(cases, diseases=wanted) if wanted else np.zeros((len(rows), 0))
+            scores = [
+                {**dict(zip(row_ids, map(float, s), strict=True)), **dict(zip(wanted, map(float, k), strict=True))}
+                for row_ids, s, k in zip(ids, top.scores, known, strict=True)
+            ]
+            truth = labels[rows].tolist()
+            tables.append(candidate_table(classes, proba[take], ids, scores, counts=counts, extra=truth))
+            truths.append(truth)
+        weights, fit = fit_weights(tables, truths)
+        progress(f"combination fitted on {fit['cases']} out-of-fold cases: log loss {fit['log_loss']:.3f}")
+        return weights, fit
+
+
+def _annotated(scorer: Any, disease_id: str) -> bool:
+    try:
+        scorer.index_of(disease_id)
+    except KeyError:
+        return False
+    return True
+
+
+def train(data: Path, out: Path, config: TrainConfig) -> dict[str, Any]:
+    started = time.perf_counter()
+    progress(f"reading {data.name}")
+    table = read_table(data)
+    roles = column_roles(table)
+    rows = labelled(table)
+    if rows[LABEL].nunique() < 2:
+        raise TableError("fewer than 2 distinct labels: nothing to learn")
+    progress(
+        f"{len(table)} rows, {len(rows)} labelled, {rows[LABEL].nunique()} classes; features: "
+        f"{len(roles.phenotypes)} phenotypes, {len(roles.numeric)} numeric, {len(roles.categorical)} categorical"
+    )
+    labels = rows[LABEL].to_numpy(dtype=str)
+    groups = rows[PATIENT_ID].to_numpy(dtype=str)
+    train_rows, test_rows = holdout_split(labels, groups, config.test_fraction, config.settings.seed)
+    training, test = rows.iloc[train_rows].reset_index(drop=True), rows.iloc[test_rows].reset_index(drop=True)
+    trainer = Trainer(config)
+
+    sample = selection_sample(
+        training[LABEL].to_numpy(dtype=str),
+        training[PATIENT_ID].to_numpy(dtype=str),
+        config.selection_rows,
+        config.settings.seed,
+    )
+    selection = training.iloc[sample].reset_index(drop=True)
+    prepared = pd.concat([selection[[LABEL, PATIENT_ID]], conform(selection, roles)], axis=1)
+    results, cv = trainer.cross_validate(prepared, roles)
+    best = max(results, key=lambda r: (r.score, -config.candidates.index(r.name)))
+    emit_metric("cv_macro_f1", best.macro_f1)
+    emit_metric("cv_rare_recall", best.rare_recall)
+    progress(f"selected {best.name} (score {best.score:.3f})")
+    weights, combination_fit = trainer.fit_combination(prepared, roles, cv["pieces"][best.name])
+
+    progress(f"refitting {best.name} on {len(training)} training rows")
+    supervised, classes = fit_supervised(
+        Candidate.parse(best.name),
+        roles,
+        config.settings,
+        conform(training, roles),
+        training[LABEL].astype(str).tolist(),
+    )
+    counts = dict(Counter(training[LABEL].astype(str).tolist()))
+    manifest = {
+        "model_version": f"{code_version()}-{data_fingerprint(data)[:12]}-s{config.settings.seed}",
+        "dataset_version": config.dataset_version,
+        "data_sha256": data_fingerprint(data),
+        "code_version": code_version(),
+        "seed": config.settings.seed,
+        "candidate": best.name,
+        "config": {**asdict(config), "candidates": list(config.candidates)},
+        "libraries": {
+            "python": platform.python_version(),
+            "xgboost": xgboost.__version__,
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+        },
+        "knowledge_release": _knowledge_release(),
+        "phenotypes_expanded": phenotypes_expanded(training.iloc[:5000], roles.phenotypes, trainer.knowledge.ancestors),
+        "rows": {
+            "table": len(table),
+            "labelled": len(rows),
+            "train": len(training),
+            "test": len(test),
+            "selection": len(selection),
+        },
+    }
+    model = DiagnosisModel(supervised, classes, counts, weights, manifest, knowledge=trainer.knowledge)
+    model.save(out)
+    evaluation = evaluate_split(model, test, counts)
+    evaluation["cross_validation"] = {
+        **cv["details"],
+        "candidates": [asdict(r) for r in results],
+        "selected": best.name,
+    }
+    evaluation["combination"] = {"weights": asdict(weights), **combination_fit}
+    evaluation["train_seconds"] = round(time.perf_counter() - started, 1)
+    (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_model_card(out, model.manifest | {"column_roles": roles.to_json()}, evaluation)
+    for name in ("accuracy", "macro_f1", "top3_accuracy", "ece"):
+        emit_metric(f"test_{name}", evaluation["test"][name])
+    emit_metric("test_rare_recall", evaluation["test"]["groups"]["rare"].get("macro_recall"))
+    emit_metric("train_seconds", evaluation["train_seconds"])
+    progress(f"model written to {out} ({evaluation['train_seconds']:.0f} s)")
+    return evaluation
+
+
+def _knowledge_release() -> str:
+    from ml.knowledge import ANNOTATIONS_PATH  # noqa: PLC0415
+
+    return hashlib.sha256(ANNOTATIONS_PATH.read_bytes()).hexdigest()[:16]
+
+
+def evaluate_split(model: DiagnosisModel, test: pd.DataFrame, counts: dict[str, int]) -> dict[str, Any]:
+    """Metrics of the model on a labelled frame, with the supervised and knowledge models alone."""
+    truth = test[LABEL].astype(str).tolist()
+    columns = sorted(set(model.classes) | set(truth))
+    rare = {label for label in columns if is_rare_code(label)}
+    proba = model.probability_matrix(test, columns)
+    classes = [*columns, "(other)"]
+    metrics = classification_metrics(truth, proba, classes, rare=rare)
+    intervals = bootstrap_intervals(truth, proba, classes, seed=model.manifest.get("seed", 0))
+    alone = model.supervised.predict_proba(conform(test, model.roles))
+    supervised_only = classification_metrics(truth, alone, model.classes, rare=rare, top_k=(1, 3))
+    few = {label for label in rare if counts.get(label, 0) <= 5}
+    return {
+        "test": metrics,
+        "intervals": intervals,
+        "supervised_only": _headline(supervised_only),
+        "rare_few_cases_recall": _group_recall(metrics, few),
+        "rare_few_cases_classes": len(few & set(truth)),
+    }
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    keys = ("accuracy", "macro_f1", "top3_accuracy")
+    return {**{key: metrics[key] for key in keys}, "rare_recall": rare_recall(metrics)}
+
+
+def _group_recall(metrics: dict[str, Any], labels: set[str]) -> float | None:
+    recalls = [
+        metrics["per_class"][label]["recall"]
+        for label in labels
+        if label in metrics["per_class"] and metrics["per_class"][label]["support"] > 0
+    ]
+    return round(float(np.mean(recalls)), 6) if recalls else None
+
+
+# -- entry points -------------------------------------------------------------------------------
+def _container_paths() -> tuple[Path, Path, dict[str, Any]] | None:
+    """(data, model dir, hyperparameters) under the SageMaker training contract, else None."""
+    if "SM_MODEL_DIR" not in os.environ:
+        return None
+    data = Path(os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
+    hyperparameters = json.loads(os.environ.get("SM_HPS", "{}"))
+    return data, Path(os.environ["SM_MODEL_DIR"]), hyperparameters
+
+
+def _table_in(folder: Path) -> Path:
+    """A channel folder holds Parquet files (read as one dataset) or one CSV file."""
+    if not folder.is_dir():
+        return folder
+    csvs = sorted(folder.glob("*.csv"))
+    return csvs[0] if len(csvs) == 1 and not any(folder.rglob("*.parquet")) else folder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dxops-train", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--data", type=Path, help="the table: Parquet file or folder, or CSV")
+    parser.add_argument("--out", type=Path, help="the model directory to write")
+    parser.add_argument("--hyperparameters", type=Path, help="JSON object of hyperparameters")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="one hyperparameter")
+    args = parser.parse_args(argv)
+    container = _container_paths() if args.data is None else None
+    if container is None and (args.data is None or args.out is None):
+        parser.error("--data and --out are required outside a SageMaker training container")
+    data, out, hyperparameters = container or (args.data, args.out, {})
+    if args.hyperparameters:
+        hyperparameters.update(json.loads(args.hyperparameters.read_text(encoding="utf-8")))
+    hyperparameters.update(dict(item.split("=", 1) for item in args.set))
+    try:
+        config = TrainConfig.from_hyperparameters(hyperparameters)
+        train(_table_in(data), out, config)
+    except (TableError, ValueError) as error:
+        message = f"dxops-train: {error}"
+        print(message, file=sys.stderr)
+        if container is not None:
+            failure = Path(os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")) / "failure"
+            failure.parent.mkdir(parents=True, exist_ok=True)
+            failure.write_text(message, encoding="utf-8")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The knowledge combination (ml/combine.py): its likelihood's gradient, and what it learns."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ml.combine import N_BINS, Weights, _objective_part, candidate_table, count_bin, fit_weights, probabilities
+
+
+def small_table(seed: int = 0) -> tuple[object, list[str]]:
+    rng = np.random.default_rng(seed)
+    classes = ["ICD10:A", "ICD10:B", "ORPHA:1"]
+    proba = rng.dirichlet(np.ones(3), size=6)
+    knowledge_ids = [["ORPHA:1", "ORPHA:2", "OMIM:3"] for _ in range(6)]
+    scores = [{"ORPHA:1": rng.normal(), "ORPHA:2": rng.normal(), "OMIM:3": rng.normal()} for _ in range(6)]
+    truth = ["ICD10:A", "ORPHA:2", "OMIM:3", "ICD10:B", "ORPHA:1", "ORPHA:9"]  # ORPHA:9: not a candidate
+    table = candidate_table(
+        classes, proba, knowledge_ids, scores, counts={"ICD10:A": 40, "ICD10:B": 7, "ORPHA:1": 2}, extra=truth
+    )
+    return table, truth
+
+
+def test_count_bins() -> None:
+    assert [count_bin(n) for n in (0, 1, 2, 3, 5, 6, 20, 21, 1000)] == [0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert N_BINS == 5
+
+
+def test_the_likelihood_gradient_matches_a_numerical_gradient() -> None:
+    table, truth = small_table()
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=len(Weights().vector()))
+    _loss, grad = _objective_part(table, truth, v)  # type: ignore[arg-type]
+    step = 1e-6
+    numerical = np.array(
+        [
+            (
+                _objective_part(table, truth, v + step * np.eye(len(v))[i])[0]  # type: ignore[arg-type]
+                - _objective_part(table, truth, v - step * np.eye(len(v))[i])[0]  # type: ignore[arg-type]
+            )
+            / (2 * step)
+            for i in range(len(v))
+        ]
+    )
+    assert np.allclose(grad, numerical, rtol=1e-5, atol=1e-7)
+
+
+def test_the_true_label_is_always_a_candidate_while_fitting() -> None:
+    table, truth = small_table()
+    for diseases, label in zip(table.diseases, truth, strict=True):  # type: ignore[attr-defined]
+        assert label in diseases
+    assert table.valid.sum(axis=1).tolist() == [len(d) for d in table.diseases]  # type: ignore[attr-defined]
+
+
+def test_unseen_diseases_learn_to_trust_the_knowledge_model() -> None:
+    """Cases of diseases with no training case, where the knowledge model ranks the truth first:
+    the fitted weight of knowledge for unseen diseases is positive and the truth gets most mass."""
+    rng = np.random.default_rng(2)
+    classes = ["ICD10:A", "ICD10:B"]
+    n = 200
+    ids = [[f"ORPHA:{j}" for j in range(10)] for _ in range(n)]
+    truth, scores, proba = [], [], []
+    for i in range(n):
+        if i % 2:  # a common case: the supervised model is right, the knowledge scores are noise
+            label = classes[i % 4 // 2]
+            p = np.array([0.9, 0.1]) if label == "ICD10:A" else np.array([0.1, 0.9])
+            knowledge = {d: float(rng.normal()) for d in ids[i]}
+        else:  # an unseen rare case: the knowledge model scores the truth highest
+            label = f"ORPHA:{rng.integers(10)}"
+            p = np.array([0.5, 0.5])
+            knowledge = {d: float(rng.normal()) + (4.0 if d == label else 0.0) for d in ids[i]}
+        truth.append(label)
+        scores.append(knowledge)
+        proba.append(p)
+    table = candidate_table(classes, np.array(proba), ids, scores, counts={"ICD10:A": 100, "ICD10:B": 100}, extra=truth)
+    weights, fit = fit_weights([table], [truth])
+    assert weights.knowledge[0] > 0.5 and fit["cases"] == n
+    p = probabilities(table, weights)
+    truth_mass = [p[i, table.diseases[i].index(label)] for i, label in enumerate(truth)]
+    assert np.mean(truth_mass[0::2]) > 0.5  # rare cases: the knowledge model's choice wins
+    assert np.mean(truth_mass[1::2]) > 0.7  # common cases: the supervised model still decides
