@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -61,10 +62,13 @@ def cohort() -> Path:
     table = folder / "curated.csv"
     if not table.exists():
         progress(f"generating {RECORDS:,} records (cached in {folder})")
+        partial = folder.with_name(folder.name + ".partial")  # an interrupted run leaves no cache
+        shutil.rmtree(partial, ignore_errors=True)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "shared"), str(ROOT)])}
         command = [sys.executable, "-m", "cohorts", "generate", "--records", str(RECORDS), "--seed", str(SEED)]
-        run = [*command, "--out", str(folder), "--curated"]
+        run = [*command, "--out", str(partial), "--curated"]
         subprocess.run(run, env=env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603 - our own module
+        partial.replace(folder)
     return table
 
 
@@ -122,7 +126,7 @@ def evaluate_pair(
     alone = supervised.predict_proba(conform(split.test, supervised.roles))
     combined_model = with_knowledge(model, supervised, classes, counts)
     columns = sorted(set(classes) | set(split.truth))
-    combined = combined_model.probability_matrix(split.test, columns)
+    _calibrated, combined = combined_model.probability_matrices(split.test, columns)
     return {
         "supervised": scores(split.truth, alone, classes, few),
         "plus_knowledge": scores(split.truth, combined, [*columns, "(other)"], few),

@@ -27,7 +27,14 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ml.candidates import SupervisedModel
-from ml.combine import KNOWLEDGE_CANDIDATES, CandidateTable, Weights, candidate_table, probabilities
+from ml.combine import (
+    KNOWLEDGE_CANDIDATES,
+    CandidateTable,
+    Weights,
+    candidate_table,
+    decision_scores,
+    probabilities,
+)
 from ml.knowledge import KnowledgeModel, default_model
 from ml.knowledge_scorer import KnowledgeScorer
 from ml.records import records_frame
@@ -70,6 +77,15 @@ def phenotype_cases(frame: pd.DataFrame, phenotypes: tuple[str, ...], knowledge:
         excluded = [phenotypes[j] for j in np.flatnonzero(row == -1)]
         cases.append(([term for term in observed if term not in implied], excluded))
     return cases
+
+
+def _by_column(table: CandidateTable, proba: NDArray[np.float64], columns: list[str]) -> NDArray[np.float64]:
+    position = {disease: j for j, disease in enumerate(columns)}
+    result = np.zeros((len(table.diseases), len(columns) + 1))
+    for i, diseases in enumerate(table.diseases):
+        for j, disease in enumerate(diseases):
+            result[i, position.get(disease, len(columns))] += proba[i, j]
+    return result
 
 
 class DiagnosisModel:
@@ -132,11 +148,12 @@ class DiagnosisModel:
     def predict(self, frame: pd.DataFrame, top_k: int = 10, explain: bool = True) -> list[Prediction]:
         table, top, matrix = self.candidates(frame)
         proba = probabilities(table, self.weights)
+        decisions = decision_scores(table, self.weights)
         best_supervised = np.argmax(table.log_supervised[:, : len(self.classes)], axis=1)
         contributions = self.supervised.contributions(matrix, best_supervised) if explain else [[]] * len(frame)
         predictions = []
         for i, diseases in enumerate(table.diseases):
-            order = np.argsort(-proba[i, : len(diseases)], kind="stable")[:top_k]
+            order = np.argsort(-decisions[i, : len(diseases)], kind="stable")[:top_k]
             rare = [
                 Diagnosis(self.scorer.diseases[j].id, self.scorer.diseases[j].name, round(float(p), 6))
                 for j, p in zip(top.indices[i][:RARE_CANDIDATES], top.probabilities[i][:RARE_CANDIDATES], strict=True)
@@ -156,17 +173,17 @@ class DiagnosisModel:
         frame = records_frame(records, self.roles, self.knowledge.ancestors if expanded else None)
         return self.predict(frame, top_k=top_k)
 
-    def probability_matrix(self, frame: pd.DataFrame, columns: list[str]) -> NDArray[np.float64]:
-        """(n, len(columns) + 1) probabilities for the given diseases, the last column holding
-        the rest of each row's mass (diseases not listed): rows sum to 1, for the metrics."""
+    def probability_matrices(
+        self, frame: pd.DataFrame, columns: list[str]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(calibrated, decision) matrices of shape (n, len(columns) + 1) for the metrics: the
+        calibrated probabilities, and the same with the threshold correction (its order is the
+        model's ranking). The last column holds the rest of each row's mass (diseases not listed)."""
         table, _top, _matrix = self.candidates(frame)
-        proba = probabilities(table, self.weights)
-        position = {disease: j for j, disease in enumerate(columns)}
-        result = np.zeros((len(frame), len(columns) + 1))
-        for i, diseases in enumerate(table.diseases):
-            for j, disease in enumerate(diseases):
-                result[i, position.get(disease, len(columns))] += proba[i, j]
-        return result
+        decision = decision_scores(table, self.weights)
+        decision = np.exp(decision - decision.max(axis=1, keepdims=True))
+        decision /= decision.sum(axis=1, keepdims=True)
+        return _by_column(table, probabilities(table, self.weights), columns), _by_column(table, decision, columns)
 
     # -- the directory ------------------------------------------------------------------------
     def save(self, directory: Path) -> None:

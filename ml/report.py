@@ -256,8 +256,13 @@ def write_report(
     extra_sections: Mapping[str, str] | None = None,
     rare: Collection[str] | None = None,
     ece_bins: int = 15,
+    decisions: npt.ArrayLike | None = None,
 ) -> Path:
     """Write out_dir/report.md and its four PNG plots; return the path of report.md.
+
+    `decisions`: when the model ranks by other scores than its calibrated probabilities (threshold
+    correction), their matrix; the confusion matrix shows those decisions, ROC and calibration
+    `proba`.
 
     `metrics` and `intervals` are the outputs of classification_metrics and bootstrap_intervals on the same
     y_true/proba/classes. `rare` is the rare-label set given to classification_metrics (default: the
@@ -273,7 +278,7 @@ def write_report(
 
     rare_rows = np.fromiter((is_rare(label) for label in data.y_true.tolist()), dtype=np.bool_, count=data.n)
     points = data.calibration_points(ece_bins)
-    _plot_confusion(data, out_dir / PLOTS["confusion"])
+    _plot_confusion(data if decisions is None else align(y_true, decisions, classes), out_dir / PLOTS["confusion"])
     _plot_recall(metrics, is_rare, set(data.classes.tolist()), out_dir / PLOTS["recall"])
     _plot_roc(data, metrics, rare_rows, out_dir / PLOTS["roc"])
     _plot_calibration(points, metrics.get("ece"), ece_bins, out_dir / PLOTS["calibration"])

@@ -39,11 +39,13 @@ import pandas as pd
 import sklearn
 import xgboost
 from numpy.typing import NDArray
+from sklearn.metrics import f1_score, recall_score
 
 from ml.candidates import Candidate, Settings, SupervisedModel
-from ml.combine import KNOWLEDGE_CANDIDATES, CandidateTable, Weights, candidate_table, fit_weights
+from ml.combine import KNOWLEDGE_CANDIDATES, CandidateTable, Weights, candidate_table, choose_threshold, fit_weights
+from ml.evaluate import score_rows
 from ml.knowledge import default_model
-from ml.metrics import bootstrap_intervals, classification_metrics, is_rare_code
+from ml.metrics import classification_metrics, is_rare_code
 from ml.model import DiagnosisModel, phenotype_cases
 from ml.model_card import write_model_card
 from ml.records import phenotypes_expanded
@@ -166,6 +168,14 @@ def rare_recall(metrics: dict[str, Any]) -> float | None:
     return None if value is None else float(value)
 
 
+def decision_quality(truth: list[str], predicted: list[str]) -> float:
+    """selection_score of a list of decisions (the threshold correction is chosen by it)."""
+    macro = float(f1_score(truth, predicted, average="macro", zero_division=0))
+    rare = sorted({label for label in truth if is_rare_code(label)})
+    recall = float(recall_score(truth, predicted, labels=rare, average="macro", zero_division=0)) if rare else None
+    return selection_score(macro, recall)
+
+
 def selection_score(macro_f1: float, rare: float | None) -> float:
     """Mean of macro-F1 and rare-disease recall (macro-F1 alone when there is no rare class)."""
     return macro_f1 if rare is None else (macro_f1 + rare) / 2
@@ -261,7 +271,13 @@ class Trainer:
             tables.append(candidate_table(classes, proba[take], ids, scores, counts=counts, extra=truth))
             truths.append(truth)
         weights, fit = fit_weights(tables, truths)
-        progress(f"combination fitted on {fit['cases']} out-of-fold cases: log loss {fit['log_loss']:.3f}")
+        threshold, by_threshold = choose_threshold(tables, truths, weights, decision_quality)
+        weights = replace(weights, threshold=threshold)
+        fit["threshold_scores"] = by_threshold
+        progress(
+            f"combination fitted on {fit['cases']} out-of-fold cases: log loss {fit['log_loss']:.3f}, "
+            f"threshold correction {threshold:g}"
+        )
         return weights, fit
 
 
@@ -366,23 +382,17 @@ def _knowledge_release() -> str:
 
 
 def evaluate_split(model: DiagnosisModel, test: pd.DataFrame, counts: dict[str, int]) -> dict[str, Any]:
-    """Metrics of the model on a labelled frame, with the supervised and knowledge models alone."""
-    truth = test[LABEL].astype(str).tolist()
-    columns = sorted(set(model.classes) | set(truth))
-    rare = {label for label in columns if is_rare_code(label)}
-    proba = model.probability_matrix(test, columns)
-    classes = [*columns, "(other)"]
-    metrics = classification_metrics(truth, proba, classes, rare=rare)
-    intervals = bootstrap_intervals(truth, proba, classes, seed=model.manifest.get("seed", 0))
+    """Metrics of the model on the test split, with the supervised model alone beside it."""
+    scored = score_rows(model, test, seed=int(model.manifest.get("seed", 0)))
     alone = model.supervised.predict_proba(conform(test, model.roles))
-    supervised_only = classification_metrics(truth, alone, model.classes, rare=rare, top_k=(1, 3))
-    few = {label for label in rare if counts.get(label, 0) <= 5}
+    supervised_only = classification_metrics(scored.truth, alone, model.classes, rare=scored.rare, top_k=(1, 3))
+    few = {label for label in scored.rare if counts.get(label, 0) <= 5}
     return {
-        "test": metrics,
-        "intervals": intervals,
+        "test": scored.metrics,
+        "intervals": scored.intervals,
         "supervised_only": _headline(supervised_only),
-        "rare_few_cases_recall": _group_recall(metrics, few),
-        "rare_few_cases_classes": len(few & set(truth)),
+        "rare_few_cases_recall": _group_recall(scored.metrics, few),
+        "rare_few_cases_classes": len(few & set(scored.truth)),
     }
 
 

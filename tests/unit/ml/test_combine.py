@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml.combine import N_BINS, Weights, _objective_part, candidate_table, count_bin, fit_weights, probabilities
+from ml.combine import (
+    N_BINS,
+    Weights,
+    _objective_part,
+    candidate_table,
+    choose_threshold,
+    count_bin,
+    decision_scores,
+    fit_weights,
+    probabilities,
+)
 
 
 def small_table(seed: int = 0) -> tuple[object, list[str]]:
@@ -78,3 +88,22 @@ def test_unseen_diseases_learn_to_trust_the_knowledge_model() -> None:
     truth_mass = [p[i, table.diseases[i].index(label)] for i, label in enumerate(truth)]
     assert np.mean(truth_mass[0::2]) > 0.5  # rare cases: the knowledge model's choice wins
     assert np.mean(truth_mass[1::2]) > 0.7  # common cases: the supervised model still decides
+
+
+def test_the_threshold_correction_moves_decisions_to_small_classes_not_probabilities() -> None:
+    """A big class whose prior wins every close call: lambda > 0 gives the small class its cases."""
+    classes = ["ICD10:BIG", "ORPHA:SMALL"]
+    proba = np.array([[0.6, 0.4]] * 10 + [[0.9, 0.1]] * 10)
+    truth = ["ORPHA:SMALL"] * 10 + ["ICD10:BIG"] * 10
+    empty: list[list[str]] = [[] for _ in range(20)]
+    table = candidate_table(classes, proba, empty, [{} for _ in range(20)], counts={"ICD10:BIG": 500, "ORPHA:SMALL": 3})
+    weights = Weights()
+
+    def accuracy(truth: list[str], predicted: list[str]) -> float:
+        return float(np.mean([t == p for t, p in zip(truth, predicted, strict=True)]))
+
+    threshold, scores = choose_threshold([table], [truth], weights, accuracy)
+    assert threshold > 0 and scores["0"] == 0.5 and max(scores.values()) == 1.0
+    corrected = Weights(threshold=threshold)
+    assert np.array_equal(probabilities(table, corrected), probabilities(table, Weights()))  # probabilities stay
+    assert (np.argmax(decision_scores(table, corrected), axis=1)[:10] == 1).all()  # decisions move
