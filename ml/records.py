@@ -84,13 +84,30 @@ def record_row(
 def records_frame(
     records: Sequence[Mapping[str, Any]], roles: ColumnRoles, ancestors: Callable[[str], Iterable[str]] | None
 ) -> pd.DataFrame:
+    """The rows in the training's columns, built as three typed blocks (thousands of phenotype
+    columns: one numpy array, not one pandas column at a time)."""
     rows = [record_row(record, roles, ancestors, f"records[{i}]") for i, record in enumerate(records)]
-    frame = pd.DataFrame(rows, columns=list(roles.features))
-    if roles.phenotypes:
-        frame[list(roles.phenotypes)] = frame[list(roles.phenotypes)].fillna(0).astype(np.int8)
-    for name in roles.numeric:
-        frame[name] = pd.to_numeric(frame[name], errors="coerce")
-    return frame
+    phenotype_at = {name: j for j, name in enumerate(roles.phenotypes)}
+    numeric_at = {name: j for j, name in enumerate(roles.numeric)}
+    phenotypes = np.zeros((len(rows), len(roles.phenotypes)), dtype=np.int8)
+    numeric = np.full((len(rows), len(roles.numeric)), np.nan)
+    categorical: dict[str, list[Any]] = {name: [None] * len(rows) for name in roles.categorical}
+    for i, row in enumerate(rows):
+        for name, value in row.items():
+            if name in phenotype_at:
+                phenotypes[i, phenotype_at[name]] = value
+            elif name in numeric_at:
+                numeric[i, numeric_at[name]] = np.nan if value is None else float(value)
+            elif name in categorical:
+                categorical[name][i] = value
+    return pd.concat(
+        [
+            pd.DataFrame(phenotypes, columns=list(roles.phenotypes)),
+            pd.DataFrame(numeric, columns=list(roles.numeric)),
+            pd.DataFrame(categorical, columns=list(roles.categorical)),
+        ],
+        axis=1,
+    )
 
 
 def phenotypes_expanded(

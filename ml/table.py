@@ -129,7 +129,12 @@ def column_roles(frame: pd.DataFrame) -> ColumnRoles:
             phenotypes.append(column)
         elif pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
             numeric.append(column)
-        elif pd.api.types.is_datetime64_any_dtype(series):
+        elif pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.infer_dtype(series, skipna=True) in (
+            "date",
+            "datetime",
+            "datetime64",
+            "time",
+        ):
             ignored[column] = "date or time (not a feature; derive an age or a duration upstream)"
         else:
             distinct = series.dropna().astype(str).nunique()
@@ -153,16 +158,27 @@ def labelled(frame: pd.DataFrame) -> pd.DataFrame:
 
 def conform(frame: pd.DataFrame, roles: ColumnRoles) -> pd.DataFrame:
     """The frame with exactly the training's feature columns: absent ones are added as not
-    recorded (phenotypes 0) or missing (numeric NaN, categorical null); extra ones are dropped."""
-    columns: dict[str, Any] = {}
-    for name in roles.phenotypes:
-        columns[name] = frame[name].to_numpy(dtype=np.int8) if name in frame else np.zeros(len(frame), np.int8)
-    for name in roles.numeric:
-        columns[name] = (
-            pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
-            if name in frame
-            else np.full(len(frame), np.nan)
-        )
-    for name in roles.categorical:
-        columns[name] = frame[name].astype("object").where(frame[name].notna(), None) if name in frame else None
-    return pd.DataFrame(columns, index=frame.index)
+    recorded (phenotypes 0) or missing (numeric NaN, categorical null); extra ones are dropped.
+    Built as three typed blocks (a table has thousands of phenotype columns)."""
+    phenotypes = np.zeros((len(frame), len(roles.phenotypes)), dtype=np.int8)
+    present = [j for j, name in enumerate(roles.phenotypes) if name in frame.columns]
+    if present:
+        phenotypes[:, present] = frame[[roles.phenotypes[j] for j in present]].to_numpy(dtype=np.int8)
+    numeric = np.full((len(frame), len(roles.numeric)), np.nan)
+    for j, name in enumerate(roles.numeric):
+        if name in frame.columns:
+            numeric[:, j] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+    categorical = {
+        name: frame[name].astype("object").where(frame[name].notna(), None).to_numpy()
+        if name in frame.columns
+        else [None] * len(frame)
+        for name in roles.categorical
+    }
+    return pd.concat(
+        [
+            pd.DataFrame(phenotypes, columns=list(roles.phenotypes), index=frame.index),
+            pd.DataFrame(numeric, columns=list(roles.numeric), index=frame.index),
+            pd.DataFrame(categorical, columns=list(roles.categorical), index=frame.index),
+        ],
+        axis=1,
+    )

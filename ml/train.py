@@ -43,12 +43,12 @@ from sklearn.metrics import f1_score, recall_score
 
 from ml.candidates import Candidate, Settings, SupervisedModel
 from ml.combine import KNOWLEDGE_CANDIDATES, CandidateTable, Weights, candidate_table, choose_threshold, fit_weights
-from ml.evaluate import score_rows
 from ml.knowledge import default_model
 from ml.metrics import classification_metrics, is_rare_code
 from ml.model import DiagnosisModel, phenotype_cases
 from ml.model_card import write_model_card
 from ml.records import phenotypes_expanded
+from ml.scoring import score_rows
 from ml.table import LABEL, PATIENT_ID, ColumnRoles, TableError, column_roles, conform, labelled, read_table
 from ml.validation import auto_repeats, cv_folds, holdout_split, selection_sample
 

