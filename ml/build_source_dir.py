@@ -22,7 +22,15 @@ from pathlib import Path
 ML = Path(__file__).resolve().parent
 ROOT = ML.parent
 LAYER = ROOT / "layers" / "shared"
-VOCAB_FILES = ("__init__.py", "codes.py", "hpo.py", "hpo_index.json.gz", "measurements.py", "units.py")
+VOCAB_FILES = (
+    "__init__.py",
+    "codes.py",
+    "hpo.py",
+    "hpo_index.json.gz",
+    "identifiers.py",
+    "measurements.py",
+    "units.py",
+)
 TRAIN_ENTRY, INFERENCE_ENTRY = "dxops_train.py", "dxops_inference.py"
 ENTRY_POINTS = {
     TRAIN_ENTRY: '"""SageMaker training entry point (script mode)."""\n\n'

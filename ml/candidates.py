@@ -8,6 +8,7 @@ Everything is fitted on training rows only, so it can be cross-validated as one 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,10 +91,34 @@ class SupervisedModel:
         self._estimator: Any = None
 
     # -- fitting ------------------------------------------------------------------------------
-    def fit(self, frame: pd.DataFrame, labels: NDArray[np.int64]) -> SupervisedModel:
-        """labels: 0..K-1, every class present at least once."""
-        self.n_classes = int(labels.max()) + 1
+    def fit_features(self, frame: pd.DataFrame) -> SupervisedModel:
+        """Fits the feature preparation only (a multi-instance job's leader shares it)."""
         prepared = self._preparer.fit(frame).transform(frame)
+        self._expander = CategoricalExpander(
+            self._preparer.categorical_indices, self._preparer.feature_names(), self._preparer.category_labels()
+        ).fit(prepared)
+        self.feature_names = self._expander.feature_names()
+        return self
+
+    def fit(
+        self,
+        frame: pd.DataFrame,
+        labels: NDArray[np.int64],
+        *,
+        class_counts: NDArray[np.int64] | None = None,
+        features_from: SupervisedModel | None = None,
+    ) -> SupervisedModel:
+        """labels: 0..K-1, every class present at least once. In a multi-instance job each
+        instance fits on its shard with the whole table's `class_counts` (K = their length) and
+        the leader's fitted feature preparation (`features_from`), so all fit the same problem."""
+        self.n_classes = len(class_counts) if class_counts is not None else int(labels.max()) + 1
+        if features_from is None:
+            self.fit_features(frame)
+        else:
+            self._preparer, self._expander = features_from._preparer, features_from._expander
+            self.feature_names = features_from.feature_names
+        assert self._expander is not None
+        prepared = self._preparer.transform(frame)
         weights = None
         if self.candidate.imbalance == "smote":
             prepared, labels = oversample(
@@ -104,12 +129,8 @@ class SupervisedModel:
                 seed=self.settings.seed,
             )
         elif self.candidate.imbalance == "class_weights":
-            weights = class_weights(labels, self.settings.class_weight_power)
-        self._expander = CategoricalExpander(
-            self._preparer.categorical_indices, self._preparer.feature_names(), self._preparer.category_labels()
-        ).fit(prepared)
+            weights = class_weights(labels, self.settings.class_weight_power, class_counts)
         matrix = self._expander.transform(prepared)
-        self.feature_names = self._expander.feature_names()
         fit = {"logreg": self._fit_logreg, "forest": self._fit_forest, "xgboost": self._fit_xgboost}
         fit[self.candidate.model](matrix, labels, weights)
         return self
@@ -153,6 +174,11 @@ class SupervisedModel:
         else:
             params["objective"] = "multi:softprob"
             self._estimator = xgb.train(params, data, num_boost_round=s.xgb_rounds)
+
+    def booster_digest(self) -> str:
+        """SHA-256 of the fitted XGBoost model (hosts of a multi-instance job compare it)."""
+        raw = self._estimator.save_raw(raw_format="ubj") if self.candidate.model == "xgboost" else b""
+        return hashlib.sha256(bytes(raw)).hexdigest()
 
     # -- scoring ------------------------------------------------------------------------------
     def features(self, frame: pd.DataFrame) -> sp.csr_matrix:

@@ -11,7 +11,7 @@ For a case x and a disease d, with n_d its number of training cases and b(n_d) i
             + c[b] + c_annotated * [annotated]
     P(d | x) = softmax over the candidate diseases of z
 
-The 13 weights are fitted by maximum likelihood (L-BFGS, a small L2 penalty) on out-of-fold
+The 17 weights are fitted by maximum likelihood (L-BFGS, a small L2 penalty) on out-of-fold
 predictions, where a disease's count is its count in that fold's training rows: a disease with
 no training case in a fold is exactly the situation the knowledge model is for, so the fit learns
 how far to trust each source by how much data backs it. This is stacking with a conditional logit
@@ -96,11 +96,10 @@ def candidate_table(
     knowledge_scores: Sequence[Mapping[str, float]],
     *,
     counts: Mapping[str, int],
-    extra: Sequence[str | None] | None = None,
 ) -> CandidateTable:
     """The candidate slots of each case: every supervised class, then the case's knowledge
     candidates (`knowledge_ids[i]`, scored in `knowledge_scores[i]`, which also scores the
-    annotated supervised classes), then `extra[i]` (the true label, while fitting) if missing."""
+    annotated supervised classes)."""
     total = sum(counts.values())
     n_classes = len(supervised_classes)
     position = {disease: j for j, disease in enumerate(supervised_classes)}
@@ -108,9 +107,6 @@ def candidate_table(
     for i in range(len(supervised_proba)):
         diseases = list(supervised_classes)
         diseases.extend(d for d in knowledge_ids[i] if d not in position)
-        wanted = extra[i] if extra is not None else None
-        if wanted is not None and wanted not in diseases:
-            diseases.append(wanted)
         rows.append(diseases)
     slots = max((len(r) for r in rows), default=n_classes)
     shape = (len(rows), slots)
@@ -174,69 +170,102 @@ def decision_scores(table: CandidateTable, weights: Weights) -> NDArray[np.float
     return np.asarray(z, dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class FitCases:
+    """Out-of-fold cases for the fit: a candidate table, the true labels and each case's weight
+    (the inverse of its sampling rate, so that a sample rich in rare cases still fits the table's
+    class mix). Cases whose true disease is not among their candidates are left out: inference
+    could not rank it either, and adding it would teach the fit a candidate that never occurs."""
+
+    table: CandidateTable
+    truth: list[str]
+    weights: NDArray[np.float64]
+
+    @property
+    def reachable(self) -> NDArray[np.bool_]:
+        return np.array([label in diseases for diseases, label in zip(self.table.diseases, self.truth, strict=True)])
+
+
 def choose_threshold(
-    tables: Sequence[CandidateTable],
-    truths: Sequence[Sequence[str]],
+    cases: Sequence[FitCases],
     weights: Weights,
-    score: Callable[[list[str], list[str]], float],
+    score: Callable[[list[str], list[str], list[float]], float],
 ) -> tuple[float, dict[str, float]]:
     """Threshold correction: the lambda of THRESHOLDS whose decisions score best on the
-    out-of-fold cases (`score(truth, predicted)`, higher is better; ties go to the smaller)."""
+    out-of-fold cases (`score(truth, predicted, case weights)`, higher is better; ties go to the
+    smaller). Every case counts here, reachable or not: a decision is judged as it would be made."""
     results: dict[str, float] = {}
     best, best_score = 0.0, -np.inf
-    truth = [label for labels in truths for label in labels]
+    truth = [label for part in cases for label in part.truth]
+    case_weights = [float(w) for part in cases for w in part.weights]
     for threshold in THRESHOLDS:
         trial = replace(weights, threshold=threshold)
         predicted = [
-            table.diseases[i][int(j)]
-            for table in tables
-            for i, j in enumerate(np.argmax(decision_scores(table, trial), axis=1))
+            part.table.diseases[i][int(j)]
+            for part in cases
+            for i, j in enumerate(np.argmax(decision_scores(part.table, trial), axis=1))
         ]
-        value = score(truth, predicted)
+        value = score(truth, predicted, case_weights)
         results[f"{threshold:g}"] = round(value, 6)
         if value > best_score + 1e-9:
             best, best_score = threshold, value
     return best, results
 
 
-def _objective_part(
-    table: CandidateTable, truth: Sequence[str], v: NDArray[np.float64]
-) -> tuple[float, NDArray[np.float64]]:
-    """Summed negative log likelihood of one table and its gradient."""
-    target = np.array([diseases.index(label) for diseases, label in zip(table.diseases, truth, strict=True)])
-    rows = np.arange(len(target))
-    z, (sup, kn, prior) = _logits(table, v)
-    z = z - z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    normaliser = p.sum(axis=1)
-    loss = float(np.sum(np.log(normaliser) - z[rows, target]))
-    residual = p / normaliser[:, None]
-    residual[rows, target] -= 1.0  # d loss / d z
-    onehot_bins = np.eye(N_BINS)[table.bins]  # (n, slots, bins)
-    grad = np.concatenate(
-        [
-            np.einsum("ij,ijb->b", residual * sup, onehot_bins),
-            np.einsum("ij,ijb->b", residual * kn, onehot_bins),
-            [float(np.sum(residual * prior))],
-            np.einsum("ij,ijb->b", residual, onehot_bins),
-            [float(np.sum(residual * table.annotated))],
-        ]
-    )
-    return loss, grad
+class _Likelihood:
+    """The weighted negative log likelihood of one table's reachable cases, and its gradient."""
+
+    def __init__(self, cases: FitCases) -> None:
+        keep = cases.reachable
+        table = cases.table
+        self.rows = np.flatnonzero(keep)
+        self.target = np.array([table.diseases[i].index(cases.truth[i]) for i in self.rows], dtype=np.int64)
+        self.weights = cases.weights[self.rows]
+        self.table = CandidateTable(
+            [table.diseases[i] for i in self.rows],
+            *(getattr(table, name)[self.rows] for name in _ARRAYS),
+        )
+        self.onehot_bins = np.eye(N_BINS)[self.table.bins]  # (n, slots, bins)
+
+    def __call__(self, v: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+        rows = np.arange(len(self.target))
+        z, (sup, kn, prior) = _logits(self.table, v)
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        normaliser = p.sum(axis=1)
+        loss = float(np.sum(self.weights * (np.log(normaliser) - z[rows, self.target])))
+        residual = p / normaliser[:, None]
+        residual[rows, self.target] -= 1.0  # d loss / d z
+        residual *= self.weights[:, None]
+        grad = np.concatenate(
+            [
+                np.einsum("ij,ijb->b", residual * sup, self.onehot_bins),
+                np.einsum("ij,ijb->b", residual * kn, self.onehot_bins),
+                [float(np.sum(residual * prior))],
+                np.einsum("ij,ijb->b", residual, self.onehot_bins),
+                [float(np.sum(residual * self.table.annotated))],
+            ]
+        )
+        return loss, grad
 
 
-def fit_weights(tables: Sequence[CandidateTable], truths: Sequence[Sequence[str]]) -> tuple[Weights, dict[str, Any]]:
-    """Maximum likelihood weights over several tables (one per fold); `truths[t][i]` must be
-    among case i's candidates in table t (candidate_table's `extra` sees to it)."""
-    cases = sum(len(truth) for truth in truths)
+_ARRAYS = ("log_supervised", "has_supervised", "knowledge", "annotated", "log_prior", "bins", "valid")
+
+
+def fit_weights(cases: Sequence[FitCases]) -> tuple[Weights, dict[str, Any]]:
+    """Maximum likelihood weights over several tables (one per fold)."""
+    parts = [_Likelihood(part) for part in cases]
+    total = sum(float(part.weights.sum()) for part in parts)
+    if total <= 0:
+        return Weights(), {"log_loss": None, "iterations": 0, "cases": 0, "unreachable": _unreachable(cases)}
 
     def objective(v: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
         loss, grad = 0.0, np.zeros_like(v)
-        for table, truth in zip(tables, truths, strict=True):
-            part_loss, part_grad = _objective_part(table, truth, v)
+        for part in parts:
+            part_loss, part_grad = part(v)
             loss += part_loss
             grad += part_grad
-        return loss / cases + L2 * float(v @ v), grad / cases + 2 * L2 * v
+        return loss / total + L2 * float(v @ v), grad / total + 2 * L2 * v
 
     # More evidence never lowers a disease's probability: source weights are kept non-negative.
     bounds = [(0.0, None)] * (2 * N_BINS) + [(None, None)] * (N_BINS + 2)
@@ -244,4 +273,14 @@ def fit_weights(tables: Sequence[CandidateTable], truths: Sequence[Sequence[str]
         objective, Weights().vector(), jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500}
     )
     weights = Weights.from_vector(np.asarray(result.x, dtype=np.float64))
-    return weights, {"log_loss": round(float(result.fun), 6), "iterations": int(result.nit), "cases": cases}
+    fit = {
+        "log_loss": round(float(result.fun), 6),
+        "iterations": int(result.nit),
+        "cases": sum(len(part.target) for part in parts),
+        "unreachable": _unreachable(cases),
+    }
+    return weights, fit
+
+
+def _unreachable(cases: Sequence[FitCases]) -> int:
+    return sum(int((~part.reachable).sum()) for part in cases)

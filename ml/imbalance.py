@@ -18,13 +18,18 @@ IMBALANCE_STRATEGIES: tuple[str, ...] = ("none", "class_weights", "smote", "foca
 MAX_NEIGHBOURS = 5
 
 
-def class_weights(labels: NDArray[np.int64], power: float) -> NDArray[np.float64]:
-    """Per-row weights (n_majority / n_class) ** power, mean 1. power 1 is sklearn's "balanced"
-    up to a constant; below 1 it tempers the weight of a class seen once among thousands."""
-    counts = np.bincount(labels)
+def class_weights(
+    labels: NDArray[np.int64], power: float, counts: NDArray[np.int64] | None = None
+) -> NDArray[np.float64]:
+    """Per-row weights (n_majority / n_class) ** power, mean 1 over the table. power 1 is
+    sklearn's "balanced" up to a constant; below 1 it tempers the weight of a class seen once
+    among thousands. `counts`: the whole table's class counts when `labels` is one instance's
+    shard (multi-instance training), so that every instance weights alike."""
+    if counts is None:
+        counts = np.bincount(labels)
     weights = (counts.max() / np.maximum(counts, 1)) ** power
-    row_weights = weights[labels]
-    return np.asarray(row_weights / row_weights.mean(), dtype=np.float64)
+    mean = float((counts * weights).sum() / max(int(counts.sum()), 1))
+    return np.asarray(weights[labels] / mean, dtype=np.float64)
 
 
 def smote_targets(labels: NDArray[np.int64], target: int) -> dict[int, int]:

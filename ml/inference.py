@@ -24,7 +24,14 @@ DEFAULT_TOP_K, MAX_TOP_K, MAX_RECORDS = 10, 50, 1000
 
 
 class RequestError(ValueError):
-    """A request the endpoint refuses (HTTP 400 through the container's error handling)."""
+    """A request the endpoint refuses: HTTP 400 (the serving toolkit reads `status_code` and
+    `message`; a plain exception would become a 500)."""
+
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 def model_fn(model_dir: str) -> DiagnosisModel:

@@ -116,6 +116,10 @@ class KnowledgeScorer:
     def __len__(self) -> int:
         return len(self.diseases)
 
+    def knows(self, disease_id: str) -> bool:
+        """Whether the disease has HPO annotations (a column of `scores`)."""
+        return disease_id in self._positions
+
     def index_of(self, disease_id: str) -> int:
         """The position of a disease in `diseases` (its column in `scores`); KeyError if unknown."""
         try:

@@ -36,7 +36,7 @@ from ml.combine import (
     probabilities,
 )
 from ml.knowledge import KnowledgeModel, default_model
-from ml.knowledge_scorer import KnowledgeScorer
+from ml.knowledge_scorer import KnowledgeScorer, TopK
 from ml.records import records_frame
 from ml.table import ColumnRoles, conform
 
@@ -80,12 +80,37 @@ def phenotype_cases(frame: pd.DataFrame, phenotypes: tuple[str, ...], knowledge:
 
 
 def _by_column(table: CandidateTable, proba: NDArray[np.float64], columns: list[str]) -> NDArray[np.float64]:
+    """Each row's probabilities of the listed diseases, renormalised to sum to 1."""
     position = {disease: j for j, disease in enumerate(columns)}
-    result = np.zeros((len(table.diseases), len(columns) + 1))
+    result = np.zeros((len(table.diseases), len(columns)))
     for i, diseases in enumerate(table.diseases):
         for j, disease in enumerate(diseases):
-            result[i, position.get(disease, len(columns))] += proba[i, j]
-    return result
+            if disease in position:
+                result[i, position[disease]] = proba[i, j]
+    return np.asarray(result / result.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def knowledge_candidates(
+    scorer: KnowledgeScorer, cases: list[Any], classes: Sequence[str]
+) -> tuple[list[list[str]], list[dict[str, float]], TopK]:
+    """Per case, the knowledge model's top KNOWLEDGE_CANDIDATES diseases and the knowledge scores
+    of those and of the annotated ones among `classes` (training, evaluation and serving alike).
+    A case with no phenotype has no knowledge candidate: every disease would tie."""
+    top = scorer.top(cases, KNOWLEDGE_CANDIDATES)
+    annotated = [disease for disease in classes if scorer.knows(disease)]
+    known = scorer.scores(cases, diseases=annotated) if annotated else np.zeros((len(cases), 0))
+    ids: list[list[str]] = []
+    scores: list[dict[str, float]] = []
+    for (observed, excluded), row, row_scores, k in zip(cases, top.indices, top.scores, known, strict=True):
+        informative = bool(observed) or bool(excluded)
+        ids.append([scorer.diseases[j].id for j in row] if informative else [])
+        scores.append(
+            {
+                **(dict(zip(ids[-1], map(float, row_scores), strict=False)) if informative else {}),
+                **dict(zip(annotated, map(float, k), strict=True)),
+            }
+        )
+    return ids, scores, top
 
 
 class DiagnosisModel:
@@ -132,17 +157,7 @@ class DiagnosisModel:
         matrix = self.supervised.features(table)
         proba = self.supervised.predict_proba_features(matrix)
         cases = phenotype_cases(table, self.roles.phenotypes, self.knowledge)
-        top = self.scorer.top(cases, KNOWLEDGE_CANDIDATES)
-        annotated = [c for c in self.classes if c in self.names]
-        known = self.scorer.scores(cases, diseases=annotated) if annotated else np.zeros((len(cases), 0))
-        ids = [[self.scorer.diseases[j].id for j in row] for row in top.indices]
-        scores = [
-            {
-                **dict(zip(row_ids, map(float, row_scores), strict=True)),
-                **dict(zip(annotated, map(float, k), strict=True)),
-            }
-            for row_ids, row_scores, k in zip(ids, top.scores, known, strict=True)
-        ]
+        ids, scores, top = knowledge_candidates(self.scorer, cases, self.classes)
         return candidate_table(self.classes, proba, ids, scores, counts=self.counts), top, matrix
 
     def predict(self, frame: pd.DataFrame, top_k: int = 10, explain: bool = True) -> list[Prediction]:
@@ -157,6 +172,7 @@ class DiagnosisModel:
             rare = [
                 Diagnosis(self.scorer.diseases[j].id, self.scorer.diseases[j].name, round(float(p), 6))
                 for j, p in zip(top.indices[i][:RARE_CANDIDATES], top.probabilities[i][:RARE_CANDIDATES], strict=True)
+                if len(diseases) > len(self.classes)  # knowledge candidates (none without phenotypes)
             ]
             predictions.append(
                 Prediction(
@@ -175,17 +191,28 @@ class DiagnosisModel:
         frame = records_frame(records, self.roles, self.knowledge.ancestors if expanded else None)
         return self.predict(frame, top_k=top_k, explain=explain)
 
-    def probability_matrices(
-        self, frame: pd.DataFrame, columns: list[str]
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """(calibrated, decision) matrices of shape (n, len(columns) + 1) for the metrics: the
-        calibrated probabilities, and the same with the threshold correction (its order is the
-        model's ranking). The last column holds the rest of each row's mass (diseases not listed)."""
+    def metric_matrices(
+        self, frame: pd.DataFrame, labels: Sequence[str], listed: int = 10
+    ) -> tuple[list[str], NDArray[np.float64], NDArray[np.float64]]:
+        """(columns, calibrated, decisions) for the metrics. Columns: the model's classes, the
+        given labels and every row's `listed` best-ranked diseases, so that each row's top
+        `listed` are columns in their true order (accuracy, F1, top-k <= `listed` are exact).
+        `calibrated`: the probabilities, renormalised over the columns (the diseases left out
+        hold the small rest); `decisions`: the ranking's scores (threshold correction), as
+        probabilities over the columns."""
         table, _top, _matrix = self.candidates(frame)
+        calibrated = probabilities(table, self.weights)
         decision = decision_scores(table, self.weights)
         decision = np.exp(decision - decision.max(axis=1, keepdims=True))
-        decision /= decision.sum(axis=1, keepdims=True)
-        return _by_column(table, probabilities(table, self.weights), columns), _by_column(table, decision, columns)
+        best = np.argsort(-decision, axis=1, kind="stable")[:, :listed]
+        columns = sorted(
+            {
+                *self.classes,
+                *labels,
+                *(table.diseases[i][j] for i, row in enumerate(best) for j in row if j < len(table.diseases[i])),
+            }
+        )
+        return columns, _by_column(table, calibrated, columns), _by_column(table, decision, columns)
 
     # -- the directory ------------------------------------------------------------------------
     def save(self, directory: Path) -> None:

@@ -88,7 +88,7 @@ def trained_ranker(model: DiagnosisModel) -> Ranker:
         ]
         return [
             [{"disease_id": d.disease_id, "name": d.name, "score": d.probability} for d in prediction.diagnoses]
-            for prediction in model.predict_records(records, top_k=top)
+            for prediction in model.predict_records(records, top_k=top, explain=False)
         ]
 
     return rank

@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dxops.vocab.units import VITAL_LOINC, convert
+from dxops.vocab.hpo import canonical_hpo_id
+from dxops.vocab.identifiers import HIPAA_AGE_CAP
+from dxops.vocab.units import LABS, VITAL_LOINC, VITALS, convert
 from ml.table import ColumnRoles
 
-HISTORY_PREFIX = "hx_"
+HISTORY_PREFIX = "hx_"  # the ETL's history columns (glue/dxops_etl/features.py)
 
 
 class RecordError(ValueError):
@@ -34,6 +36,22 @@ def _number(value: Any, where: str) -> float | None:
     return float(value)
 
 
+def _current(term: str) -> str:
+    """The term's current id (an obsolete or alternative id maps to its primary, as the API does)."""
+    try:
+        return canonical_hpo_id(term)
+    except (ValueError, IndexError):
+        return term  # unknown to the ontology: kept as it is (no column will match it)
+
+
+def _value(value: float, loinc: str, unit: str) -> float | None:
+    """In the canonical unit when dxops knows the LOINC code; as it is for a code of the table's
+    own (a hospital's lab column: its unit is the table's); None for a known code's unknown unit."""
+    if loinc in LABS or loinc in VITALS:
+        return convert(value, loinc, unit)
+    return value
+
+
 def _phenotypes(
     phenotypes: Sequence[Any], ancestors: Callable[[str], Iterable[str]] | None, where: str
 ) -> dict[str, Any]:
@@ -41,13 +59,23 @@ def _phenotypes(
     for index, phenotype in enumerate(phenotypes):
         if not isinstance(phenotype, Mapping) or not isinstance(phenotype.get("hpo_id"), str):
             raise RecordError(f"{where}.phenotypes[{index}]: expected {{'hpo_id': 'HP:nnnnnnn', 'status': ...}}")
-        term, status = phenotype["hpo_id"], phenotype.get("status", "observed")
+        term, status = _current(phenotype["hpo_id"]), phenotype.get("status", "observed")
         if status == "excluded":
             row.setdefault(term, -1)
             continue
         for implied in (term, *(ancestors(term) if ancestors else ())):
             row[implied] = 1  # observed wins over excluded, as in the ETL
     return row
+
+
+def _age(record: Mapping[str, Any], where: str) -> float | None:
+    """age_years, else the encounter's year minus birth_year, capped at 90 as ingestion caps it."""
+    age = _number(record.get("age_years"), f"{where}.age_years")
+    birth_year = _number(record.get("birth_year"), f"{where}.birth_year")
+    encounter = str(record.get("encounter_date") or "")
+    if age is None and birth_year is not None and encounter[:4].isdigit():
+        age = float(min(max(int(encounter[:4]) - birth_year, 0), HIPAA_AGE_CAP))
+    return age
 
 
 def record_row(
@@ -64,7 +92,7 @@ def record_row(
     for index, lab in enumerate(record.get("labs") or []):
         value = _number(lab.get("value"), f"{where}.labs[{index}].value")
         if value is not None:
-            row[str(lab.get("loinc"))] = convert(value, str(lab.get("loinc")), str(lab.get("unit")))
+            row[str(lab.get("loinc"))] = _value(value, str(lab.get("loinc")), str(lab.get("unit")))
     for index, vital in enumerate(record.get("vitals") or []):
         value = _number(vital.get("value"), f"{where}.vitals[{index}].value")
         loinc = VITAL_LOINC.get(str(vital.get("name")))
@@ -72,7 +100,7 @@ def record_row(
             row[loinc] = convert(value, loinc, str(vital.get("unit")))
     for code in record.get("history") or []:
         row[f"{HISTORY_PREFIX}{code}"] = 1
-    row["age_years"] = _number(record.get("age_years"), f"{where}.age_years")
+    row["age_years"] = _age(record, where)
     row["sex"] = record.get("sex") or "unknown"
     features = {name: value for name, value in row.items() if name in columns}
     for name in roles.numeric:  # a history flag the record does not have is 0, not missing

@@ -24,7 +24,7 @@ class Scored:
     """The scored rows and their metrics."""
 
     truth: list[str]
-    classes: list[str]  # the model's classes and the rows' labels, then "(other)": every other disease
+    classes: list[str]  # the model's classes, the rows' labels and each row's 10 best-ranked diseases
     calibrated: NDArray[np.float64]
     decisions: NDArray[np.float64]
     rare: set[str]
@@ -34,10 +34,8 @@ class Scored:
 
 def score_rows(model: DiagnosisModel, rows: pd.DataFrame, seed: int = 0) -> Scored:
     truth = rows[LABEL].astype(str).tolist()
-    columns = sorted(set(model.classes) | set(truth))
-    classes = [*columns, "(other)"]
-    rare = {label for label in columns if is_rare_code(label)}
-    calibrated, decisions = model.probability_matrices(rows, columns)
+    classes, calibrated, decisions = model.metric_matrices(rows, truth)
+    rare = {label for label in classes if is_rare_code(label)}
     metrics = classification_metrics(truth, decisions, classes, rare=rare)
     calibration = classification_metrics(truth, calibrated, classes, rare=rare, top_k=(1,))
     metrics.update({key: calibration[key] for key in CALIBRATION})

@@ -10,8 +10,9 @@ The format (documented in docs/model.md) is the curated table of the Glue ETL
   recorded;
 - every other column is a feature as it is: numeric columns (labs by LOINC code, vitals, device
   aggregates, history flags ``hx_*``, age, ...) with empty = missing; text columns (``sex``, ...)
-  as categories. A text column with too many distinct values to be a category (free text, an id)
-  is left out and reported, never silently used.
+  as categories. A text column with too many distinct values to be a category (free text, an id:
+  more than 50, or more than half its rows), a date, or a column named as a direct identifier or
+  free text (name, dob, mrn, notes, ...: dxops.vocab.identifiers) is left out and reported.
 
 Parquet (a file or a folder of files, partitions included) or CSV (by extension).
 """
@@ -26,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dxops.vocab.identifiers import DIRECT_IDENTIFIER_KEYS, FREE_TEXT_KEYS
+
 RECORD_ID, PATIENT_ID, LABEL = "record_id", "patient_id", "label"
 RESERVED_COLUMNS: tuple[str, ...] = (
     RECORD_ID,
@@ -38,6 +41,7 @@ RESERVED_COLUMNS: tuple[str, ...] = (
 )
 HPO_COLUMN = re.compile(r"^HP:\d{7}$")
 MAX_CATEGORIES = 50  # a text column with more distinct values is not a category (free text, ids)
+IDENTIFYING_NAMES = DIRECT_IDENTIFIER_KEYS | FREE_TEXT_KEYS
 
 
 class TableError(ValueError):
@@ -85,11 +89,13 @@ def read_table(path: Path) -> pd.DataFrame:
         raise TableError(f"{path}: no such file or folder")
     if path.is_dir() or path.suffix == ".parquet":
         frame = pd.read_parquet(path)
-    elif path.suffix in (".csv", ".gz") or path.name.endswith(".csv.gz"):
+    elif path.suffix == ".csv" or path.name.endswith(".csv.gz"):
         header = _csv_header(path)
-        dtypes: dict[str, Any] = {name: "float32" for name in header if HPO_COLUMN.match(name)}
-        dtypes.update({name: "string" for name in (RECORD_ID, PATIENT_ID, LABEL) if name in header})
-        frame = pd.read_csv(path, dtype=dtypes, low_memory=False)
+        ids = {name: "string" for name in (RECORD_ID, PATIENT_ID, LABEL) if name in header}
+        try:
+            frame = pd.read_csv(path, dtype={**ids, **{n: "float32" for n in header if HPO_COLUMN.match(n)}})
+        except ValueError:  # a phenotype column holds text: read as text, checked by normalise
+            frame = pd.read_csv(path, dtype=ids, low_memory=False)
     else:
         raise TableError(f"{path}: expected Parquet (.parquet or a folder) or CSV (.csv)")
     return normalise(frame)
@@ -103,17 +109,30 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     for name in (RECORD_ID, PATIENT_ID, LABEL):
         if name in frame.columns:
-            frame[name] = frame[name].astype("string")
+            frame[name] = _text(frame[name])
     if LABEL not in frame.columns:
         frame[LABEL] = pd.Series(pd.NA, index=frame.index, dtype="string")
+    # A record without a patient id is its own patient (it cannot share a split with another).
+    frame[PATIENT_ID] = frame[PATIENT_ID].fillna("record:" + frame[RECORD_ID].fillna(""))
     for name in frame.columns:
         if HPO_COLUMN.match(str(name)):
-            values = pd.to_numeric(frame[name], errors="coerce").fillna(0)
-            bad = ~values.isin((-1, 0, 1))
-            if bad.any():
-                raise TableError(f"column {name}: phenotype values must be 1, -1 or 0 (found {values[bad].iloc[0]!r})")
-            frame[name] = values.astype("int8")
+            present = frame[name].notna()
+            values = pd.to_numeric(frame[name], errors="coerce")
+            bad = present & ~values.isin((-1, 0, 1))
+            if bad.any():  # the values themselves are not quoted: they could be anything
+                raise TableError(f"column {name}: {int(bad.sum())} value(s) are not 1, -1, 0 or empty")
+            frame[name] = values.fillna(0).astype("int8")
     return frame
+
+
+def _text(series: pd.Series) -> pd.Series:
+    """Ids and labels as text, the same from CSV and Parquet (a label stored as 1.0 is "1")."""
+    if pd.api.types.is_float_dtype(series) and (series.dropna() % 1 == 0).all():
+        series = series.astype("Int64")
+    text = series.astype("string").str.strip()
+    if text.dropna().str.fullmatch(r"-?\d+\.0+").all() and text.notna().any():  # "1.0" written by a float
+        text = text.str.replace(r"\.0+$", "", regex=True)
+    return text
 
 
 def column_roles(frame: pd.DataFrame) -> ColumnRoles:
@@ -125,7 +144,9 @@ def column_roles(frame: pd.DataFrame) -> ColumnRoles:
         if column in RESERVED_COLUMNS:
             continue
         series = frame[name]
-        if HPO_COLUMN.match(column):
+        if column.strip().lower() in IDENTIFYING_NAMES:
+            ignored[column] = "named as a direct identifier or free text (never a feature)"
+        elif HPO_COLUMN.match(column):
             phenotypes.append(column)
         elif pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
             numeric.append(column)
@@ -137,9 +158,10 @@ def column_roles(frame: pd.DataFrame) -> ColumnRoles:
         ):
             ignored[column] = "date or time (not a feature; derive an age or a duration upstream)"
         else:
-            distinct = series.dropna().astype(str).nunique()
-            if distinct > MAX_CATEGORIES:
-                ignored[column] = f"text with {distinct} distinct values (more than {MAX_CATEGORIES}: not a category)"
+            values = series.dropna().astype(str)
+            distinct = values.nunique()
+            if distinct > MAX_CATEGORIES or distinct > max(2, len(values) // 2):
+                ignored[column] = f"text with {distinct} distinct values in {len(values)} (not a category)"
             else:
                 categorical.append(column)
     if not phenotypes and not numeric and not categorical:

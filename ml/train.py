@@ -42,15 +42,16 @@ from numpy.typing import NDArray
 from sklearn.metrics import f1_score, recall_score
 
 from ml.candidates import Candidate, Settings, SupervisedModel
-from ml.combine import KNOWLEDGE_CANDIDATES, CandidateTable, Weights, candidate_table, choose_threshold, fit_weights
+from ml.combine import FitCases, Weights, candidate_table, choose_threshold, fit_weights
+from ml.distributed import Cluster, broadcast, cluster_from_environment, communicator, gather, tracker
 from ml.knowledge import default_model
 from ml.metrics import classification_metrics, is_rare_code
-from ml.model import DiagnosisModel, phenotype_cases
+from ml.model import MANIFEST, DiagnosisModel, knowledge_candidates, phenotype_cases
 from ml.model_card import write_model_card
 from ml.records import phenotypes_expanded
 from ml.scoring import score_rows
 from ml.table import LABEL, PATIENT_ID, ColumnRoles, TableError, column_roles, conform, labelled, read_table
-from ml.validation import auto_repeats, cv_folds, holdout_split, selection_sample
+from ml.validation import auto_repeats, cv_folds, hashed_split, holdout_split, selection_sample
 
 ML_SOURCE = Path(__file__).resolve().parent
 METRIC_PREFIX = "dxops-metric"
@@ -69,6 +70,10 @@ METRIC_DEFINITIONS: list[dict[str, str]] = [
     )
 ]
 DEFAULT_CANDIDATES = ("logreg+class_weights", "forest+class_weights", "xgboost+none", "xgboost+class_weights")
+
+
+class ConfigError(ValueError):
+    """A hyperparameter the job refuses (the message names it)."""
 
 
 @dataclass(frozen=True)
@@ -96,9 +101,12 @@ class TrainConfig:
             elif key in theirs:
                 settings[key] = _parse(key, value, theirs[key].default)
             elif not key.startswith("sagemaker_"):
-                raise ValueError(f"unknown hyperparameter {key!r}")
+                raise ConfigError(f"unknown hyperparameter {key!r}")
         for name in config.get("candidates", ()):
-            Candidate.parse(name)
+            try:
+                Candidate.parse(name)
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
         return replace(cls(**config), settings=replace(Settings(), **settings))
 
 
@@ -109,7 +117,7 @@ def _parse(key: str, value: Any, default: Any) -> Any:
     try:
         return type(default)(value)
     except (TypeError, ValueError):
-        raise ValueError(f"hyperparameter {key}: {value!r} is not a {type(default).__name__}") from None
+        raise ConfigError(f"hyperparameter {key}: {value!r} is not a {type(default).__name__}") from None
 
 
 def progress(message: str) -> None:
@@ -168,11 +176,15 @@ def rare_recall(metrics: dict[str, Any]) -> float | None:
     return None if value is None else float(value)
 
 
-def decision_quality(truth: list[str], predicted: list[str]) -> float:
-    """selection_score of a list of decisions (the threshold correction is chosen by it)."""
-    macro = float(f1_score(truth, predicted, average="macro", zero_division=0))
+def decision_quality(truth: list[str], predicted: list[str], weights: list[float]) -> float:
+    """selection_score of a list of weighted decisions (the threshold correction is chosen by it)."""
+    macro = float(f1_score(truth, predicted, average="macro", sample_weight=weights, zero_division=0))
     rare = sorted({label for label in truth if is_rare_code(label)})
-    recall = float(recall_score(truth, predicted, labels=rare, average="macro", zero_division=0)) if rare else None
+    recall = (
+        float(recall_score(truth, predicted, labels=rare, average="macro", sample_weight=weights, zero_division=0))
+        if rare
+        else None
+    )
     return selection_score(macro, recall)
 
 
@@ -240,73 +252,52 @@ class Trainer:
         self, frame: pd.DataFrame, roles: ColumnRoles, oof: list[Any]
     ) -> tuple[Weights, dict[str, Any]]:
         """The combination weights from out-of-fold predictions (first repeat), a fold's class counts
-        standing for the training counts."""
+        standing for the training counts. Every rare row (what the combination is about) and a
+        sample of the others, each weighted by the inverse of its sampling rate."""
         labels = frame[LABEL].to_numpy(dtype=str)
         rng = np.random.default_rng(self.settings.seed)
-        tables: list[CandidateTable] = []
-        truths: list[list[str]] = []
         pieces = [piece for piece in oof if piece[0].repeat == 0]
         budget = max(1, self.config.combiner_rows // max(1, len(pieces)))
         scorer = self.knowledge.scorer()
+        cases: list[FitCases] = []
         for fold, classes, proba in pieces:
             counts = dict(Counter(labels[fold.train].tolist()))
-            # Every rare row (the cases the combination is about) and a sample of the others.
             valid_labels = labels[fold.valid]
             rare_rows = np.flatnonzero([is_rare_code(label) for label in valid_labels])
             other = np.setdiff1d(np.arange(len(fold.valid)), rare_rows)
-            take = np.sort(np.concatenate([rare_rows, rng.permutation(other)[: max(0, budget - len(rare_rows))]]))
+            sampled = rng.permutation(other)[: max(0, budget - len(rare_rows))]
+            take = np.sort(np.concatenate([rare_rows, sampled]))
+            weight_of_other = len(other) / max(1, len(sampled))
             rows = fold.valid[take]
-            cases = phenotype_cases(conform(frame.iloc[rows], roles), roles.phenotypes, self.knowledge)
-            top = scorer.top(cases, KNOWLEDGE_CANDIDATES)
-            ids = [[scorer.diseases[j].id for j in row] for row in top.indices]
-            wanted = sorted(
-                {*(c for c in classes if _annotated(scorer, c)), *(y for y in labels[rows] if _annotated(scorer, y))}
-            )
-            known = scorer.scores(cases, diseases=wanted) if wanted else np.zeros((len(rows), 0))
-            scores = [
-                {**dict(zip(row_ids, map(float, s), strict=True)), **dict(zip(wanted, map(float, k), strict=True))}
-                for row_ids, s, k in zip(ids, top.scores, known, strict=True)
-            ]
+            phenotypes = phenotype_cases(conform(frame.iloc[rows], roles), roles.phenotypes, self.knowledge)
+            ids, scores, _top = knowledge_candidates(scorer, phenotypes, sorted({*classes, *labels[rows]}))
             truth = labels[rows].tolist()
-            tables.append(candidate_table(classes, proba[take], ids, scores, counts=counts, extra=truth))
-            truths.append(truth)
-        weights, fit = fit_weights(tables, truths)
-        threshold, by_threshold = choose_threshold(tables, truths, weights, decision_quality)
-        weights = replace(weights, threshold=threshold)
+            weights = np.array([1.0 if is_rare_code(label) else weight_of_other for label in truth])
+            table = candidate_table(classes, proba[take], ids, scores, counts=counts)
+            cases.append(FitCases(table, truth, weights))
+        weights_fit, fit = fit_weights(cases)
+        threshold, by_threshold = choose_threshold(cases, weights_fit, decision_quality)
         fit["threshold_scores"] = by_threshold
         progress(
-            f"combination fitted on {fit['cases']} out-of-fold cases: log loss {fit['log_loss']:.3f}, "
-            f"threshold correction {threshold:g}"
+            f"combination fitted on {fit['cases']} out-of-fold cases ({fit['unreachable']} whose disease no "
+            f"candidate list held left out): log loss {fit['log_loss']}, threshold correction {threshold:g}"
         )
-        return weights, fit
+        return replace(weights_fit, threshold=threshold), fit
 
 
-def _annotated(scorer: Any, disease_id: str) -> bool:
-    try:
-        scorer.index_of(disease_id)
-    except KeyError:
-        return False
-    return True
+@dataclass(frozen=True)
+class Selection:
+    """Model selection and the knowledge combination, made on a sample of the training rows."""
+
+    results: list[CandidateResult]
+    details: dict[str, Any]
+    best: CandidateResult
+    weights: Weights
+    combination_fit: dict[str, Any]
+    rows: int
 
 
-def train(data: Path, out: Path, config: TrainConfig) -> dict[str, Any]:
-    started = time.perf_counter()
-    progress(f"reading {data.name}")
-    table = read_table(data)
-    roles = column_roles(table)
-    rows = labelled(table)
-    if rows[LABEL].nunique() < 2:
-        raise TableError("fewer than 2 distinct labels: nothing to learn")
-    progress(
-        f"{len(table)} rows, {len(rows)} labelled, {rows[LABEL].nunique()} classes; features: "
-        f"{len(roles.phenotypes)} phenotypes, {len(roles.numeric)} numeric, {len(roles.categorical)} categorical"
-    )
-    labels = rows[LABEL].to_numpy(dtype=str)
-    groups = rows[PATIENT_ID].to_numpy(dtype=str)
-    train_rows, test_rows = holdout_split(labels, groups, config.test_fraction, config.settings.seed)
-    training, test = rows.iloc[train_rows].reset_index(drop=True), rows.iloc[test_rows].reset_index(drop=True)
-    trainer = Trainer(config)
-
+def select(training: pd.DataFrame, roles: ColumnRoles, config: TrainConfig, trainer: Trainer) -> Selection:
     sample = selection_sample(
         training[LABEL].to_numpy(dtype=str),
         training[PATIENT_ID].to_numpy(dtype=str),
@@ -321,23 +312,32 @@ def train(data: Path, out: Path, config: TrainConfig) -> dict[str, Any]:
     emit_metric("cv_rare_recall", best.rare_recall)
     progress(f"selected {best.name} (score {best.score:.3f})")
     weights, combination_fit = trainer.fit_combination(prepared, roles, cv["pieces"][best.name])
+    return Selection(results, cv["details"], best, weights, combination_fit, len(selection))
 
-    progress(f"refitting {best.name} on {len(training)} training rows")
-    supervised, classes = fit_supervised(
-        Candidate.parse(best.name),
-        roles,
-        config.settings,
-        conform(training, roles),
-        training[LABEL].astype(str).tolist(),
-    )
-    counts = dict(Counter(training[LABEL].astype(str).tolist()))
-    manifest = {
-        "model_version": f"{code_version()}-{data_fingerprint(data)[:12]}-s{config.settings.seed}",
+
+def config_digest(config: TrainConfig) -> str:
+    """Short SHA-256 of every setting (seed and hyperparameters): part of the model version."""
+    text = json.dumps({**asdict(config), "candidates": list(config.candidates)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def manifest_of(
+    data: Path,
+    config: TrainConfig,
+    selection: Selection,
+    trainer: Trainer,
+    *,
+    training: pd.DataFrame,
+    roles: ColumnRoles,
+) -> dict[str, Any]:
+    code, fingerprint, settings = code_version(), data_fingerprint(data), config_digest(config)
+    return {
+        "model_version": f"{code}-{fingerprint[:12]}-{settings}",
         "dataset_version": config.dataset_version,
-        "data_sha256": data_fingerprint(data),
-        "code_version": code_version(),
+        "data_sha256": fingerprint,
+        "code_version": code,
         "seed": config.settings.seed,
-        "candidate": best.name,
+        "candidate": selection.best.name,
         "config": {**asdict(config), "candidates": list(config.candidates)},
         "libraries": {
             "python": platform.python_version(),
@@ -347,32 +347,130 @@ def train(data: Path, out: Path, config: TrainConfig) -> dict[str, Any]:
         },
         "knowledge_release": _knowledge_release(),
         "phenotypes_expanded": phenotypes_expanded(training.iloc[:5000], roles.phenotypes, trainer.knowledge.ancestors),
-        "rows": {
-            "table": len(table),
-            "labelled": len(rows),
-            "train": len(training),
-            "test": len(test),
-            "selection": len(selection),
-        },
     }
-    model = DiagnosisModel(supervised, classes, counts, weights, manifest, knowledge=trainer.knowledge)
+
+
+def finish(
+    out: Path, model: DiagnosisModel, test: pd.DataFrame, selection: Selection, started: float
+) -> dict[str, Any]:
+    """Saves the model, evaluates it on the test split, writes evaluation.json and the card."""
     model.save(out)
-    evaluation = evaluate_split(model, test, counts)
+    evaluation = evaluate_split(model, test, model.counts)
     evaluation["cross_validation"] = {
-        **cv["details"],
-        "candidates": [asdict(r) for r in results],
-        "selected": best.name,
+        **selection.details,
+        "candidates": [asdict(r) for r in selection.results],
+        "selected": selection.best.name,
     }
-    evaluation["combination"] = {"weights": asdict(weights), **combination_fit}
+    evaluation["combination"] = {"weights": asdict(selection.weights), **selection.combination_fit}
     evaluation["train_seconds"] = round(time.perf_counter() - started, 1)
     (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    write_model_card(out, model.manifest | {"column_roles": roles.to_json()}, evaluation)
+    saved = json.loads((out / MANIFEST).read_text(encoding="utf-8"))  # with the classes and roles
+    write_model_card(out, saved, evaluation)
     for name in ("accuracy", "macro_f1", "top3_accuracy", "ece"):
         emit_metric(f"test_{name}", evaluation["test"][name])
     emit_metric("test_rare_recall", evaluation["test"]["groups"]["rare"].get("macro_recall"))
     emit_metric("train_seconds", evaluation["train_seconds"])
     progress(f"model written to {out} ({evaluation['train_seconds']:.0f} s)")
     return evaluation
+
+
+def _read(data: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    progress(f"reading {data.name}")
+    table = read_table(data)
+    rows = labelled(table)
+    if rows[LABEL].nunique() < 2:
+        raise TableError("fewer than 2 distinct labels: nothing to learn")
+    return table, rows
+
+
+def train(data: Path, out: Path, config: TrainConfig) -> dict[str, Any]:
+    started = time.perf_counter()
+    table, rows = _read(data)
+    roles = column_roles(table)
+    progress(
+        f"{len(table)} rows, {len(rows)} labelled, {rows[LABEL].nunique()} classes; features: "
+        f"{len(roles.phenotypes)} phenotypes, {len(roles.numeric)} numeric, {len(roles.categorical)} categorical"
+    )
+    labels = rows[LABEL].to_numpy(dtype=str)
+    groups = rows[PATIENT_ID].to_numpy(dtype=str)
+    train_rows, test_rows = holdout_split(labels, groups, config.test_fraction, config.settings.seed)
+    training, test = rows.iloc[train_rows].reset_index(drop=True), rows.iloc[test_rows].reset_index(drop=True)
+    trainer = Trainer(config)
+    selection = select(training, roles, config, trainer)
+    progress(f"refitting {selection.best.name} on {len(training)} training rows")
+    supervised, classes = fit_supervised(
+        Candidate.parse(selection.best.name),
+        roles,
+        config.settings,
+        conform(training, roles),
+        training[LABEL].astype(str).tolist(),
+    )
+    counts = dict(Counter(training[LABEL].astype(str).tolist()))
+    manifest = manifest_of(data, config, selection, trainer, training=training, roles=roles)
+    manifest["rows"] = {
+        "table": len(table),
+        "labelled": len(rows),
+        "train": len(training),
+        "test": len(test),
+        "selection": selection.rows,
+    }
+    model = DiagnosisModel(supervised, classes, counts, selection.weights, manifest, knowledge=trainer.knowledge)
+    return finish(out, model, test, selection, started)
+
+
+def train_distributed(data: Path, out: Path, config: TrainConfig, cluster: Cluster) -> dict[str, Any] | None:
+    """Multi-instance training (ml/distributed.py): this host's shard in `data`; the leader
+    selects, combines and writes the model, every host trains the final XGBoost together."""
+    started = time.perf_counter()
+    table, rows = _read(data)
+    trainer = Trainer(config)
+    progress(f"host {cluster.rank + 1} of {cluster.size}: {len(rows)} labelled rows in this shard")
+    train_rows, test_rows = hashed_split(
+        rows[PATIENT_ID].to_numpy(dtype=str), config.test_fraction, config.settings.seed
+    )
+    training, test = rows.iloc[train_rows].reset_index(drop=True), rows.iloc[test_rows].reset_index(drop=True)
+    with tracker(cluster):
+        recipe: dict[str, Any] | None = None
+        if cluster.is_leader:  # single-host work, before joining the others (see ml/distributed.py)
+            roles = column_roles(table)
+            candidates = tuple(c for c in config.candidates if Candidate.parse(c).model == "xgboost")
+            left_out = sorted(set(config.candidates) - set(candidates))
+            if left_out:
+                progress(f"multi-instance: XGBoost candidates only ({', '.join(left_out)} left out)")
+            leader = replace(config, candidates=candidates or ("xgboost+class_weights",))
+            selection = select(training, roles, leader, Trainer(leader))
+            template = SupervisedModel(Candidate.parse(selection.best.name), roles, config.settings)
+            features = template.fit_features(conform(training, roles))
+            recipe = {"roles": roles, "selection": selection, "features": features}
+        with communicator(cluster):
+            recipe = broadcast(recipe)
+            assert recipe is not None
+            roles, selection = recipe["roles"], recipe["selection"]
+            shard_counts = gather(dict(Counter(training[LABEL].astype(str).tolist())), cluster)
+            counts = dict(sum((Counter(c) for c in shard_counts), Counter()))
+            classes = sorted(counts)
+            progress(f"training {selection.best.name} across {cluster.size} hosts on {len(training)} local rows")
+            position = {label: i for i, label in enumerate(classes)}
+            supervised = SupervisedModel(Candidate.parse(selection.best.name), roles, config.settings).fit(
+                conform(training, roles),
+                np.array([position[label] for label in training[LABEL].astype(str)], dtype=np.int64),
+                class_counts=np.array([counts[label] for label in classes], dtype=np.int64),
+                features_from=recipe["features"],
+            )
+            progress(f"booster sha256 {supervised.booster_digest()}")
+    if not cluster.is_leader:
+        return None
+    manifest = manifest_of(data, config, selection, trainer, training=training, roles=roles)
+    manifest["hosts"] = cluster.size
+    manifest["rows"] = {
+        "table": len(table),
+        "labelled": len(rows),
+        "train": sum(counts.values()),
+        "test": len(test),
+        "selection": selection.rows,
+    }
+    model = DiagnosisModel(supervised, classes, counts, selection.weights, manifest, knowledge=trainer.knowledge)
+    return finish(out, model, test, selection, started)
 
 
 def _knowledge_release() -> str:
@@ -444,9 +542,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     hyperparameters.update(dict(item.split("=", 1) for item in args.set))
     try:
         config = TrainConfig.from_hyperparameters(hyperparameters)
-        train(_table_in(data), out, config)
-    except (TableError, ValueError) as error:
-        message = f"dxops-train: {error}"
+        cluster = cluster_from_environment() if container is not None else None
+        if cluster is None:
+            train(_table_in(data), out, config)
+        else:
+            train_distributed(_table_in(data), out, config, cluster)
+    except (TableError, ConfigError, ValueError) as error:
+        # Our own messages name columns and counts; a library's may quote cell values: withheld.
+        known = isinstance(error, (TableError, ConfigError))
+        message = (
+            f"dxops-train: {error}"
+            if known
+            else f"dxops-train: the table could not be read ({type(error).__name__}; details withheld)"
+        )
         print(message, file=sys.stderr)
         if container is not None:
             failure = Path(os.environ.get("SM_OUTPUT_DIR", "/opt/ml/output")) / "failure"

@@ -14,6 +14,7 @@ measure memory, not diagnosis). Classes too small to split are handled explicitl
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.model_selection import StratifiedGroupKFold
+
+from ml.table import TableError
 
 Indices = NDArray[np.int64]
 
@@ -55,12 +58,16 @@ def _group_folds(
 def holdout_split(
     labels: NDArray[np.str_], groups: NDArray[np.str_], test_fraction: float, seed: int
 ) -> tuple[Indices, Indices]:
-    """(train rows, test rows); classes with fewer than 2 patients stay in training."""
+    """(train rows, test rows); classes with fewer than 2 patients stay in training, and so does
+    every record of their patients (a patient with two diagnoses is never on both sides)."""
     if not 0 < test_fraction < 0.5:
         raise ValueError("test_fraction must be in (0, 0.5)")
     counts = patients_per_class(labels, groups)
-    splittable = np.array([counts[str(label)] >= 2 for label in labels])
+    kept = {str(group) for label, group in zip(labels, groups, strict=True) if counts[str(label)] < 2}
+    splittable = np.array([str(group) not in kept for group in groups])
     rows = np.flatnonzero(splittable)
+    if len(set(groups[rows].tolist())) < 2:
+        raise TableError("no class has 2 or more patients: there is nothing to test on")
     k = max(2, round(1 / test_fraction))
     train_part, test_part = next(_group_folds(labels[rows], groups[rows], k, seed))
     train = np.sort(np.concatenate([rows[train_part], np.flatnonzero(~splittable)]))
@@ -107,3 +114,16 @@ def selection_sample(labels: NDArray[np.str_], groups: NDArray[np.str_], max_row
         chosen = rng.permutation(patients)[: max(1, int(len(patients) * cap / count))]
         keep.append(rows[np.isin(groups[rows], chosen)])
     return np.sort(np.concatenate(keep)).astype(np.int64)
+
+
+def hashed_split(groups: NDArray[np.str_], test_fraction: float, seed: int) -> tuple[Indices, Indices]:
+    """(train rows, test rows) by a hash of the patient: the same on every instance of a
+    multi-instance job, whatever shard holds a patient's records (not stratified: each instance
+    sees only its shard, so a stratified split cannot be agreed on without moving the data)."""
+    if not 0 < test_fraction < 0.5:
+        raise ValueError("test_fraction must be in (0, 0.5)")
+    buckets = np.array(
+        [int.from_bytes(hashlib.sha256(f"{seed}:{group}".encode()).digest()[:8], "big") % 10_000 for group in groups]
+    )
+    test = buckets < round(test_fraction * 10_000)
+    return np.flatnonzero(~test).astype(np.int64), np.flatnonzero(test).astype(np.int64)

@@ -16,7 +16,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.data_masking import DataMasking
 
-from dxops.schemas.common import DIRECT_IDENTIFIER_KEYS, FREE_TEXT_KEYS
+from dxops.vocab.identifiers import DIRECT_IDENTIFIER_KEYS, FREE_TEXT_KEYS
 
 PHI_FIELD_NAMES = frozenset({"patient_id", "body", "event", "payload", *DIRECT_IDENTIFIER_KEYS, *FREE_TEXT_KEYS})
 _masking = DataMasking(raise_on_missing_field=False)

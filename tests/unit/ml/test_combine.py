@@ -6,8 +6,9 @@ import numpy as np
 
 from ml.combine import (
     N_BINS,
+    FitCases,
     Weights,
-    _objective_part,
+    _Likelihood,
     candidate_table,
     choose_threshold,
     count_bin,
@@ -17,17 +18,15 @@ from ml.combine import (
 )
 
 
-def small_table(seed: int = 0) -> tuple[object, list[str]]:
+def small_table(seed: int = 0) -> FitCases:
     rng = np.random.default_rng(seed)
     classes = ["ICD10:A", "ICD10:B", "ORPHA:1"]
     proba = rng.dirichlet(np.ones(3), size=6)
     knowledge_ids = [["ORPHA:1", "ORPHA:2", "OMIM:3"] for _ in range(6)]
     scores = [{"ORPHA:1": rng.normal(), "ORPHA:2": rng.normal(), "OMIM:3": rng.normal()} for _ in range(6)]
     truth = ["ICD10:A", "ORPHA:2", "OMIM:3", "ICD10:B", "ORPHA:1", "ORPHA:9"]  # ORPHA:9: not a candidate
-    table = candidate_table(
-        classes, proba, knowledge_ids, scores, counts={"ICD10:A": 40, "ICD10:B": 7, "ORPHA:1": 2}, extra=truth
-    )
-    return table, truth
+    table = candidate_table(classes, proba, knowledge_ids, scores, counts={"ICD10:A": 40, "ICD10:B": 7, "ORPHA:1": 2})
+    return FitCases(table, truth, rng.uniform(0.5, 3.0, size=6))
 
 
 def test_count_bins() -> None:
@@ -35,30 +34,27 @@ def test_count_bins() -> None:
     assert N_BINS == 5
 
 
-def test_the_likelihood_gradient_matches_a_numerical_gradient() -> None:
-    table, truth = small_table()
+def test_the_weighted_likelihood_gradient_matches_a_numerical_gradient() -> None:
+    likelihood = _Likelihood(small_table())
     rng = np.random.default_rng(1)
     v = rng.normal(size=len(Weights().vector()))
-    _loss, grad = _objective_part(table, truth, v)  # type: ignore[arg-type]
+    _loss, grad = likelihood(v)
     step = 1e-6
     numerical = np.array(
         [
-            (
-                _objective_part(table, truth, v + step * np.eye(len(v))[i])[0]  # type: ignore[arg-type]
-                - _objective_part(table, truth, v - step * np.eye(len(v))[i])[0]  # type: ignore[arg-type]
-            )
-            / (2 * step)
+            (likelihood(v + step * np.eye(len(v))[i])[0] - likelihood(v - step * np.eye(len(v))[i])[0]) / (2 * step)
             for i in range(len(v))
         ]
     )
     assert np.allclose(grad, numerical, rtol=1e-5, atol=1e-7)
 
 
-def test_the_true_label_is_always_a_candidate_while_fitting() -> None:
-    table, truth = small_table()
-    for diseases, label in zip(table.diseases, truth, strict=True):  # type: ignore[attr-defined]
-        assert label in diseases
-    assert table.valid.sum(axis=1).tolist() == [len(d) for d in table.diseases]  # type: ignore[attr-defined]
+def test_a_case_whose_disease_is_no_candidate_is_left_out_of_the_fit() -> None:
+    cases = small_table()
+    assert cases.reachable.tolist() == [True, True, True, True, True, False]  # ORPHA:9 is no candidate
+    assert "ORPHA:9" not in cases.table.diseases[5]
+    _weights, fit = fit_weights([cases])
+    assert fit["cases"] == 5 and fit["unreachable"] == 1
 
 
 def test_unseen_diseases_learn_to_trust_the_knowledge_model() -> None:
@@ -81,8 +77,8 @@ def test_unseen_diseases_learn_to_trust_the_knowledge_model() -> None:
         truth.append(label)
         scores.append(knowledge)
         proba.append(p)
-    table = candidate_table(classes, np.array(proba), ids, scores, counts={"ICD10:A": 100, "ICD10:B": 100}, extra=truth)
-    weights, fit = fit_weights([table], [truth])
+    table = candidate_table(classes, np.array(proba), ids, scores, counts={"ICD10:A": 100, "ICD10:B": 100})
+    weights, fit = fit_weights([FitCases(table, truth, np.ones(n))])
     assert weights.knowledge[0] > 0.5 and fit["cases"] == n
     p = probabilities(table, weights)
     truth_mass = [p[i, table.diseases[i].index(label)] for i, label in enumerate(truth)]
@@ -99,10 +95,10 @@ def test_the_threshold_correction_moves_decisions_to_small_classes_not_probabili
     table = candidate_table(classes, proba, empty, [{} for _ in range(20)], counts={"ICD10:BIG": 500, "ORPHA:SMALL": 3})
     weights = Weights()
 
-    def accuracy(truth: list[str], predicted: list[str]) -> float:
-        return float(np.mean([t == p for t, p in zip(truth, predicted, strict=True)]))
+    def accuracy(truth: list[str], predicted: list[str], case_weights: list[float]) -> float:
+        return float(np.average([t == p for t, p in zip(truth, predicted, strict=True)], weights=case_weights))
 
-    threshold, scores = choose_threshold([table], [truth], weights, accuracy)
+    threshold, scores = choose_threshold([FitCases(table, truth, np.ones(20))], weights, accuracy)
     assert threshold > 0 and scores["0"] == 0.5 and max(scores.values()) == 1.0
     corrected = Weights(threshold=threshold)
     assert np.array_equal(probabilities(table, corrected), probabilities(table, Weights()))  # probabilities stay

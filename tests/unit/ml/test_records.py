@@ -68,3 +68,19 @@ def test_a_frame_has_the_training_columns_and_missing_values() -> None:
 def test_a_bad_record_names_the_field(record: object, where: str) -> None:
     with pytest.raises(RecordError, match=where):
         records_frame([record], ROLES, None)  # type: ignore[list-item]
+
+
+def test_age_from_birth_year_obsolete_terms_and_a_hospital_lab() -> None:
+    roles = ColumnRoles(phenotypes=("HP:0012823",), numeric=("age_years", "99999-9"), categorical=())
+    row = record_row(
+        {
+            "encounter_date": "2026-03-01",
+            "birth_year": 1920,  # 106 years: capped as ingestion caps it
+            "phenotypes": [{"hpo_id": "HP:0000004"}],  # an alternative id of HP:0012823
+            "labs": [{"loinc": "99999-9", "value": 4.2, "unit": "mmol/L"}],  # a code of the table's own
+        },
+        roles,
+        None,
+    )
+    assert row == {"age_years": 90.0, "HP:0012823": 1, "99999-9": 4.2}
+    assert record_row({"encounter_date": "2026-03-01", "birth_year": 1980}, roles, None)["age_years"] == 46.0

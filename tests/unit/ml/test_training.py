@@ -169,10 +169,9 @@ def test_the_same_seed_gives_the_same_model(tmp_path: Path, table_path: Path, mo
     assert first == second  # includes the SHA-256 of the fitted model
     frame = read_table(table_path).head(40)
     a, b = DiagnosisModel.load(model_dir), DiagnosisModel.load(again)
-    columns = a.classes
-    for first_matrix, second_matrix in zip(
-        a.probability_matrices(frame, columns), b.probability_matrices(frame, columns), strict=True
-    ):
+    first, second = a.metric_matrices(frame, a.classes), b.metric_matrices(frame, b.classes)
+    assert first[0] == second[0]
+    for first_matrix, second_matrix in zip(first[1:], second[1:], strict=True):
         assert np.array_equal(first_matrix, second_matrix)
 
 
@@ -193,6 +192,22 @@ def test_no_patient_is_on_both_sides_of_a_split() -> None:
     assert len(folds) == 6
     for fold in folds:
         assert not set(groups[train_rows][fold.train]) & set(groups[train_rows][fold.valid])
+
+
+def test_a_patient_with_several_diagnoses_is_on_one_side_only() -> None:
+    """A patient with a common diagnosis and a rare one seen in no other patient: all of the
+    patient's records stay in training (the rare class cannot be tested)."""
+    labels = np.array(["A"] * 40 + ["B"] * 20 + ["A", "RARE"])
+    groups = np.array([f"a{i}" for i in range(40)] + [f"b{i}" for i in range(20)] + ["both", "both"])
+    for seed in range(8):
+        train_rows, test_rows = holdout_split(labels, groups, 0.25, seed=seed)
+        assert "both" not in set(groups[test_rows]) and not set(groups[train_rows]) & set(groups[test_rows])
+
+
+def test_a_table_where_no_class_has_two_patients_is_refused() -> None:
+    labels, groups = np.array(["A", "B", "C"]), np.array(["p1", "p2", "p3"])
+    with pytest.raises(TableError, match="no class has 2 or more patients"):
+        holdout_split(labels, groups, 0.2, seed=0)
 
 
 def test_a_class_with_a_single_patient_stays_in_training() -> None:
@@ -265,11 +280,27 @@ def test_column_roles_follow_the_documented_format() -> None:
     assert roles.ignored["admitted"].startswith("date or time")
 
 
-def test_a_table_with_bad_phenotype_values_is_refused(tmp_path: Path) -> None:
-    frame = clinical_table(20)
-    frame.loc[0, "HP:0000822"] = 2
-    with pytest.raises(TableError, match="column HP:0000822: phenotype values must be 1, -1 or 0"):
-        read_table(write_table(tmp_path / "t.csv", frame))
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_table_with_bad_phenotype_values_is_refused_without_quoting_them(tmp_path: Path, suffix: str) -> None:
+    frame = clinical_table(60)
+    frame["HP:0000822"] = frame["HP:0000822"].astype(object)
+    frame.loc[0, "HP:0000822"] = "present"
+    frame.loc[1, "HP:0000822"] = 2
+    with pytest.raises(TableError, match=r"column HP:0000822: 2 value\(s\) are not 1, -1, 0 or empty") as error:
+        read_table(write_table(tmp_path / f"t{suffix}", frame.astype({"HP:0000822": str})))
+    assert "present" not in str(error.value)
+
+
+def test_ids_and_labels_read_alike_from_any_format(tmp_path: Path) -> None:
+    frame = clinical_table(60)
+    frame["label"] = [float(i % 3) for i in range(len(frame))]  # numeric codes, stored as floats
+    frame.loc[0, "patient_id"] = None
+    frame["name"] = [f"Person {i % 4}" for i in range(len(frame))]  # few distinct values, but an identifier
+    for suffix in (".csv", ".parquet"):
+        table = read_table(write_table(tmp_path / f"t{suffix}", frame))
+        assert set(table["label"]) == {"0", "1", "2"}
+        assert table.loc[0, "patient_id"] == "record:r00000"  # its own patient
+        assert column_roles(table).ignored["name"].startswith("named as a direct identifier")
 
 
 def test_every_candidate_fits_and_predicts() -> None:
@@ -282,3 +313,9 @@ def test_every_candidate_fits_and_predicts() -> None:
         proba = model.fit(conform(frame, roles), y).predict_proba(conform(frame, roles))
         assert proba.shape == (len(frame), len(classes)) and np.allclose(proba.sum(axis=1), 1)
         assert (proba.argmax(axis=1) == y).mean() > 0.6, name  # learns the training rows
+
+
+def test_a_refused_request_is_an_http_400_for_the_serving_toolkit() -> None:
+    with pytest.raises(inference.RequestError) as error:
+        inference.input_fn("{not json")
+    assert error.value.status_code == 400 and error.value.message.startswith("body is not JSON")

@@ -24,6 +24,7 @@ from dxops.schemas.common import (
 )
 from dxops.vocab.codes import CODE_REGEX, LOINC_REGEX, check_code, check_loinc
 from dxops.vocab.hpo import canonical_hpo_id
+from dxops.vocab.identifiers import HIPAA_AGE_CAP
 
 HpoTermId = Annotated[
     str,
@@ -101,9 +102,6 @@ class ClinicalRecord(ClinicalRecordBody):
     """A record as a client sends it to POST /records."""
 
     patient_id: PatientIdentifier
-
-
-HIPAA_AGE_CAP = 90.0
 
 
 class PseudonymisedRecord(ClinicalRecordBody):

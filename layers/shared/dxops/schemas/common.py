@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from dxops.vocab.identifiers import DIRECT_IDENTIFIER_KEYS, FREE_TEXT_KEYS
 from dxops.vocab.measurements import MeasurementName, UcumUnit, check_measurement
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
@@ -22,33 +23,9 @@ PatientIdentifier = Annotated[
 ]
 Pseudonym = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
-# Keys that would carry free text or direct identifiers. Refused by name with a specific reason
-# (PHI risk), before the generic "extra fields forbidden" error, so that a client learns why; and
-# erased from anything quarantined.
-FREE_TEXT_KEYS = frozenset({"notes", "note", "free_text", "comment", "comments", "narrative", "text"})
-DIRECT_IDENTIFIER_KEYS = frozenset(
-    {
-        "name",
-        "given_name",
-        "family_name",
-        "first_name",
-        "last_name",
-        "full_name",
-        "date_of_birth",
-        "dob",
-        "birth_date",
-        "birthdate",
-        "address",
-        "street",
-        "postcode",
-        "zip",
-        "phone",
-        "email",
-        "ssn",
-        "national_id",
-        "mrn",
-    }
-)
+# Keys that would carry free text or direct identifiers (dxops.vocab.identifiers): refused by name
+# with a specific reason (PHI risk), before the generic "extra fields forbidden" error, so that a
+# client learns why; and erased from anything quarantined.
 
 
 def _finite(value: float) -> float:
