@@ -163,8 +163,10 @@ def test_a_task_token_success_continues_after_heartbeats(sfn_cloud: LocalCloud) 
     request = unique("approve")
     arn = start_execution(sfn_cloud, "CallbackStateMachine", {"request": request})
     token = task_token(sfn_cloud, request)
-    for _ in range(4):  # 4.8 s in all: longer than HeartbeatSeconds (4), so the heartbeats count;
-        time.sleep(1.2)  # 2.8 s of slack per beat for a loaded CI machine
+    # HeartbeatSeconds is 8: long enough for a loaded CI machine to answer a token in time (at 4 s
+    # the failure test below once timed out), short enough for the timeout test.
+    for _ in range(4):  # 9.6 s in all: longer than HeartbeatSeconds, so the heartbeats count;
+        time.sleep(2.4)  # 5.6 s of slack per beat
         sfn.send_task_heartbeat(taskToken=token)
     assert boto3.client("stepfunctions").describe_execution(executionArn=arn)["status"] == "RUNNING"
     sfn.send_task_success(taskToken=token, output=json.dumps({"approved_by": "reviewer-1"}))
@@ -187,7 +189,7 @@ def test_a_task_without_heartbeat_times_out(sfn_cloud: LocalCloud) -> None:
     request = unique("approve")
     arn = start_execution(sfn_cloud, "CallbackStateMachine", {"request": request})
     task_token(sfn_cloud, request)  # taken, never answered
-    result = output(wait_for_execution(sfn_cloud, arn, timeout=10))
+    result = output(wait_for_execution(sfn_cloud, arn, timeout=20))
     assert result["error"]["Error"] in {"States.Timeout", "States.HeartbeatTimeout"}
     assert result["outcome"] == "refused"
 
