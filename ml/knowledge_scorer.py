@@ -4,7 +4,7 @@ A disease's score is a sum over the case's terms of a log likelihood ratio that 
 term and the disease, so each term has one vector over all the diseases (one for the term observed,
 one for it excluded) and a case's scores are the sums of its terms' vectors:
 
-    scores(case) = sum(observed_vector(o) for o in observed) + sum(excluded_vector(e) for e in excluded)
+    scores(case) = sum(observed vector of o for o in observed) + sum(excluded vector of e for e in excluded)
 
 `KnowledgeScorer` computes a term's vectors with numpy over all the diseases at once: over an
 inverted index term -> diseases of the propagated profiles, it walks the term's lineage from the
@@ -126,16 +126,6 @@ class KnowledgeScorer:
             return self._positions[disease_id]
         except KeyError:
             raise KeyError(f"unknown disease id {disease_id!r}") from None
-
-    def observed_vector(self, term: str) -> Floats:
-        """The log likelihood ratio of `term` observed, for every disease."""
-        codes, table = self._encoded((False, term))
-        return table[codes]
-
-    def excluded_vector(self, term: str) -> Floats:
-        """The log likelihood ratio of `term` excluded, for every disease."""
-        codes, table = self._encoded((True, term))
-        return table[codes]
 
     def scores(
         self,

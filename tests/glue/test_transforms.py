@@ -16,15 +16,7 @@ from dxops_etl.units import LABS, VITALS, convert
 from pyspark.sql import DataFrame
 
 from tests.glue.helpers import PATIENT_B, reading, record, write_ndjson
-
-# A toy ontology: root <- abnormality <- nervous <- seizure <- focal seizure; abnormality <- eye.
-PARENTS = {
-    "HP:0000118": ["HP:0000001"],
-    "HP:0000707": ["HP:0000118"],
-    "HP:0001250": ["HP:0000707"],
-    "HP:0007359": ["HP:0001250"],
-    "HP:0000478": ["HP:0000118"],
-}
+from tests.toy_ontology import PARENTS
 
 
 def clinical(spark: Any, tmp_path: Path, lines: list[Any]) -> Any:

@@ -7,18 +7,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ml.knowledge import Disease, KnowledgeModel, default_model
+from tests.toy_ontology import PARENTS
 
 if TYPE_CHECKING:
     from ml.knowledge_scorer import KnowledgeScorer
 
-# A toy ontology: root <- abnormality <- nervous <- seizure <- focal seizure; abnormality <- eye.
-PARENTS = {
-    "HP:0000118": ["HP:0000001"],
-    "HP:0000707": ["HP:0000118"],
-    "HP:0001250": ["HP:0000707"],
-    "HP:0007359": ["HP:0001250"],
-    "HP:0000478": ["HP:0000118"],
-}
 SEIZURE, FOCAL, EYE = "HP:0001250", "HP:0007359", "HP:0000478"
 
 
