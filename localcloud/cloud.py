@@ -187,7 +187,9 @@ class LocalCloud:
 
     @classmethod
     def deploy(cls, template: Template, parameters: dict[str, str] | None = None) -> LocalCloud:
+        parameters = {**_deploy_time_parameters(template, parameters or {}), **(parameters or {})}
         stack = deploy(template, region=REGION, parameters=parameters)
+        _publish_training_code(template, stack)
         roots = function_roots(list(template.functions.values()))
         functions = {}
         for logical_id, source in template.functions.items():
@@ -210,3 +212,29 @@ class LocalCloud:
             if attach is not None:
                 attach(cloud)
         return cloud
+
+
+def _dxops_metadata(template: Template) -> dict[str, Any]:
+    return dict(template.cfn.get("Metadata", {}).get("dxops", {}) or {})
+
+
+def _deploy_time_parameters(template: Template, given: dict[str, str]) -> dict[str, str]:
+    """The template's DeployTimeParameters that the caller did not give, resolved as make deploy
+    resolves them (tools/deploy_parameters.py), so both deploy the same values."""
+    named = _dxops_metadata(template).get("DeployTimeParameters", {})
+    missing = {name: target for name, target in named.items() if name not in given}
+    resolved = {}
+    for name, target in missing.items():
+        module, _, function = str(target).partition(":")
+        resolved[name] = str(getattr(importlib.import_module(module), function)(REGION))
+    return resolved
+
+
+def _publish_training_code(template: Template, stack: LocalStack) -> None:
+    """The training code goes to the bucket the template names, as make deploy publishes it
+    (tools/publish_training_code.py)."""
+    bucket = _dxops_metadata(template).get("TrainingCodeBucket")
+    if bucket:
+        from tools.publish_training_code import publish  # noqa: PLC0415 - only templates that train
+
+        publish(stack.physical_id(str(bucket)))

@@ -44,6 +44,18 @@ Endpoints (CreateEndpoint / UpdateEndpoint / DeleteEndpoint, InvokeEndpoint): on
   InvokeEndpoint forwards the body to the endpoint's current fleet (weighted variants, or
   TargetVariant) and returns the model's body and content type; a model error surfaces as
   ModelError with OriginalStatusCode, as on AWS. Binary request bodies pass through untouched.
+  Data capture: a fleet whose endpoint configuration has a DataCaptureConfig writes the sampled
+  invocations to S3 as SageMaker does (localcloud/sagemaker_capture.py).
+  Serverless variants (ServerlessConfig) run as one model server; as on AWS, a serverless
+  configuration has one variant and no data capture (CreateEndpointConfig), an instance-based
+  endpoint cannot be updated to serverless (the reverse works) and serverless endpoints take no
+  RollingUpdatePolicy. A DeploymentConfig needs the new configuration to keep the variant names.
+Model Registry: moto's, with UpdateModelPackage as AWS applies it (fields left out stay, metadata
+  merges), versioned packages PendingManualApproval by default, and tags on model packages.
+Events: model package, training job and endpoint state changes go to EventBridge's default bus
+  (localcloud/sagemaker_events.py), through localcloud.events like other AWS services' events.
+Experiments: moto's, with BatchPutMetrics, UpdateTrialComponent and ListTrialComponents fixed
+  (localcloud/sagemaker_experiments.py).
 
 Paths: each job or variant gets a directory standing for the container's "/": a container path
 P maps to <root>/P (so /opt/ml/model is <root>/opt/ml/model). SM_* variables and configuration
@@ -67,11 +79,15 @@ Request bodies are never logged: they may be clinical records.
 
 moto internals patched (moto 5.2.5; tests/localcloud/sagemaker/test_moto_pins.py pins each):
 SageMakerResponse.create_training_job / create_processing_job / stop_processing_job /
-create_endpoint / delete_endpoint (wrapped: they read the request, which keeps what moto drops,
-then call moto's), SageMakerResponse.update_endpoint / stop_training_job (added: moto dispatches
-actions to response methods by name), SageMakerRuntimeResponse.invoke_endpoint (replaced) and its
-use_raw_body (True); the workers write status attributes of moto's FakeTrainingJob /
-FakeProcessingJob / FakeEndpoint, which Describe* turns into PascalCase keys.
+create_endpoint_config / create_endpoint / delete_endpoint / create_model_package (wrapped: they
+read the request, which keeps what moto drops, then call moto's), SageMakerResponse.update_endpoint
+/ stop_training_job (added: moto dispatches actions to response methods by name),
+SageMakerResponse.update_model_package / list_trial_components and
+SageMakerRuntimeResponse.invoke_endpoint (replaced) and its use_raw_body (True);
+SageMakerModelBackend._get_resource_from_arn (wrapped: model packages), update_trial_component and
+SageMakerMetricsBackend.batch_put_metrics (replaced, same signatures); the workers write status
+attributes of moto's FakeTrainingJob / FakeProcessingJob / FakeEndpoint / ModelPackage, which
+Describe* turns into PascalCase keys.
 """
 
 from __future__ import annotations
@@ -105,10 +121,12 @@ from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
 from moto.sagemaker.exceptions import ValidationError
-from moto.sagemaker.models import sagemaker_backends
+from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
+from moto.sagemakermetrics.models import SageMakerMetricsBackend
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
+from localcloud import sagemaker_capture, sagemaker_events, sagemaker_experiments
 from localcloud.provision import Context, register_provisioner
 from localcloud.template import Physical
 
@@ -157,8 +175,11 @@ def configure(
     keep_work_dirs: bool | None = None,
     health_timeout: float | None = None,
     time_scale: float | None = None,
+    capture_flush_interval: float | None = None,
 ) -> Settings:
-    """Change how jobs and model servers run (process-wide); returns the settings."""
+    """Change how jobs and model servers run (process-wide); returns the settings.
+    capture_flush_interval: seconds between writes of endpoint data capture to S3 (default 5)."""
+    sagemaker_capture.configure(flush_interval=capture_flush_interval)
     if python is not None:
         SETTINGS.python = python
     if interpreters is not None:
@@ -903,6 +924,7 @@ class _TrainingJob(_Job):
         self.fake.last_modified_time = now
         self.fake.training_job_status = status
         logger.info("training job %s: %s", self.name, status)
+        sagemaker_events.training_job_changed(self.fake.response_object)
 
 
 class _ProcessingJob(_Job):
@@ -1033,6 +1055,7 @@ class _VariantSpec:
     image: str | None
     model_data_url: str | None
     environment: dict[str, str]
+    serverless: dict[str, Any] | None = None  # ServerlessConfig: one model server, no instances
 
 
 class _ModelServer:
@@ -1046,6 +1069,7 @@ class _ModelServer:
         self.log_path = directory / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.capture: sagemaker_capture.CaptureBuffer | None = None  # DataCaptureConfig of its fleet
 
     @property
     def model_dir(self) -> Path:
@@ -1135,6 +1159,9 @@ class _ModelServer:
             _terminate(self.process, SETTINGS.stop_grace)
             with _LOCK:
                 _PROCESSES.discard(self.process)
+        if self.capture is not None:
+            capture, self.capture = self.capture, None
+            sagemaker_capture.release(capture)  # what it captured still reaches S3
         if not SETTINGS.keep_work_dirs:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -1147,7 +1174,14 @@ class _Fleet:
         self.servers = servers
 
     @classmethod
-    def launch(cls, aws: _Aws, endpoint: str, config_name: str, specs: list[_VariantSpec]) -> _Fleet:
+    def launch(
+        cls,
+        aws: _Aws,
+        endpoint: str,
+        config_name: str,
+        specs: list[_VariantSpec],
+        capture: sagemaker_capture.CaptureConfig | None = None,
+    ) -> _Fleet:
         directory = _work_dir("endpoints", endpoint)
         fleet = cls(config_name, [_ModelServer(aws, spec, directory / spec.name) for spec in specs])
         try:
@@ -1162,6 +1196,11 @@ class _Fleet:
             if isinstance(exc, DeploymentError):
                 raise
             raise DeploymentError(_truncate(f"ClientError: {type(exc).__name__}: {exc}")) from exc
+        if capture is not None:  # from the moment the fleet serves
+            for server in fleet.servers:
+                server.capture = sagemaker_capture.register(
+                    sagemaker_capture.CaptureBuffer(capture, endpoint, server.spec.name, lambda: aws.client("s3"))
+                )
         return fleet
 
     def pick(self, target_variant: str | None) -> _ModelServer | None:
@@ -1208,15 +1247,18 @@ class _Endpoint:
             self.fake.failure_reason = reason
             self.fake.last_modified_time = utcnow()
             self.fake.endpoint_status = status
+            sagemaker_events.endpoint_changed(self.fake)
 
     def _run(self, target: Callable[[], None]) -> None:
         self.thread = threading.Thread(target=target, name=f"sagemaker-endpoint-{self.name}", daemon=True)
         self.thread.start()
 
-    def create(self, config_name: str, specs: list[_VariantSpec]) -> None:
+    def create(
+        self, config_name: str, specs: list[_VariantSpec], capture: sagemaker_capture.CaptureConfig | None
+    ) -> None:
         def deploy() -> None:
             try:
-                fleet = _Fleet.launch(self.aws, self.name, config_name, specs)
+                fleet = _Fleet.launch(self.aws, self.name, config_name, specs, capture)
             except DeploymentError as exc:
                 self._set("Failed", str(exc))
                 return
@@ -1230,11 +1272,16 @@ class _Endpoint:
         self._run(deploy)
 
     def update(
-        self, config_name: str, specs: list[_VariantSpec], config: dict[str, Any], after: Callable[[], None]
+        self,
+        config_name: str,
+        specs: list[_VariantSpec],
+        capture: sagemaker_capture.CaptureConfig | None,
+        config: dict[str, Any],
+        after: Callable[[], None],
     ) -> None:
         def deploy() -> None:
             try:
-                fleet = _Fleet.launch(self.aws, self.name, config_name, specs)
+                fleet = _Fleet.launch(self.aws, self.name, config_name, specs, capture)
             except DeploymentError as exc:
                 self._set("InService", _truncate(f"Failed to update endpoint: {exc}"))
                 return
@@ -1355,9 +1402,18 @@ def _variant_specs(backend: Any, config_name: str) -> tuple[dict[str, Any], list
                 image=container.get("Image"),
                 model_data_url=container.get("ModelDataUrl"),
                 environment={str(k): str(v) for k, v in (container.get("Environment") or {}).items()},
+                serverless=variant.get("ServerlessConfig"),
             )
         )
     return config, specs
+
+
+def _capture(config: dict[str, Any]) -> sagemaker_capture.CaptureConfig | None:
+    return sagemaker_capture.CaptureConfig.parse(config.get("DataCaptureConfig"))
+
+
+def _serverless(variants: Iterable[dict[str, Any]]) -> bool:
+    return any(v.get("ServerlessConfig") or v.get("CurrentServerlessConfig") for v in variants)
 
 
 # --------------------------------------------------------------------------- moto patches
@@ -1424,6 +1480,7 @@ def _create_training_job(self: Any) -> Any:
     job = _TrainingJob(_Aws(self.current_account, self.region), name, fake, request)
     job.transitions = list(fake.secondary_status_transitions)
     _register_job(job)
+    sagemaker_events.training_job_changed(fake.response_object)  # InProgress, before the job can end
     job.start()
     return result
 
@@ -1441,6 +1498,7 @@ def _stop_training_job(self: Any) -> Any:
         )
     job = _find_job("training", name, self.region)
     fake.training_job_status = "Stopping"
+    sagemaker_events.training_job_changed(fake.response_object)
     if isinstance(job, _TrainingJob):
         job.stop_requested.set()
     return EmptyResult()
@@ -1492,13 +1550,26 @@ def _stop_processing_job(self: Any) -> Any:
     return EmptyResult()
 
 
+def _create_endpoint_config(self: Any) -> Any:
+    """CreateEndpointConfig, refusing what AWS refuses for serverless variants (moto accepts all):
+    serverless endpoints have one production variant and no data capture."""
+    variants = self._get_param("ProductionVariants") or []
+    capture = self._get_param("DataCaptureConfig")
+    if _serverless(variants):
+        if len(variants) > 1:
+            raise ValidationError("Serverless endpoints support a single production variant only.")
+        if sagemaker_capture.CaptureConfig.parse(capture) is not None:
+            raise ValidationError("DataCaptureConfig is not supported for serverless endpoints.")
+    return _ORIGINALS[(SageMakerResponse, "create_endpoint_config")](self)
+
+
 def _create_endpoint(self: Any) -> Any:
     name = self._get_param("EndpointName")
     config_name = self._get_param("EndpointConfigName")
     backend = self.sagemaker_backend
     if name in backend.endpoints:
         raise ValidationError(f'Cannot create already existing endpoint "{backend.endpoints[name].arn}".')
-    _, specs = _variant_specs(backend, config_name)
+    config, specs = _variant_specs(backend, config_name)
     result = _ORIGINALS[(SageMakerResponse, "create_endpoint")](self)
     fake = backend.endpoints[name]
     fake.endpoint_status = "Creating"
@@ -1510,8 +1581,30 @@ def _create_endpoint(self: Any) -> Any:
         _ENDPOINTS[(self.current_account, self.region, name)] = endpoint
     if previous is not None:
         previous.stop(join=False)  # moto forgot it (reset) but its servers still ran
-    endpoint.create(config_name, specs)
+    sagemaker_events.endpoint_changed(fake)
+    endpoint.create(config_name, specs, _capture(config))
     return result
+
+
+def _check_update(fake: Any, config: dict[str, Any], deployment: dict[str, Any]) -> None:
+    """What AWS refuses in UpdateEndpoint before it starts a deployment."""
+    was_serverless = _serverless(fake.production_variants or [])
+    new = config["ProductionVariants"]
+    if _serverless(new) and not was_serverless:
+        raise ValidationError(
+            f'Cannot update endpoint "{fake.arn}" from instance-based variants to a serverless variant: '
+            "an instance-based endpoint cannot be converted to a serverless one."
+        )
+    if _serverless(new) and deployment.get("RollingUpdatePolicy"):
+        raise ValidationError("RollingUpdatePolicy is not supported for serverless endpoints.")
+    if deployment.get("BlueGreenUpdatePolicy") or deployment.get("RollingUpdatePolicy"):
+        old_names = sorted(v["VariantName"] for v in fake.production_variants or [])
+        new_names = sorted(v["VariantName"] for v in new)
+        if old_names != new_names:
+            raise ValidationError(
+                "A deployment with a DeploymentConfig requires the new endpoint configuration to keep the "
+                f"variant names of the current one ({', '.join(old_names)}); got {', '.join(new_names)}."
+            )
 
 
 def _update_endpoint(self: Any) -> Any:
@@ -1525,6 +1618,7 @@ def _update_endpoint(self: Any) -> Any:
     if fake.endpoint_status != "InService":
         raise ValidationError(f'Cannot update in-progress endpoint "{fake.arn}".')
     config, specs = _variant_specs(backend, config_name)
+    _check_update(fake, config, deployment)
     with _LOCK:
         endpoint = _ENDPOINTS.get((self.current_account, self.region, name))
     if endpoint is None:
@@ -1538,19 +1632,80 @@ def _update_endpoint(self: Any) -> Any:
             fake.last_deployment_config = deployment
 
     fake.endpoint_status = "Updating"
+    fake.failure_reason = None
     fake.last_modified_time = utcnow()
-    endpoint.update(config_name, specs, deployment, switch)
+    sagemaker_events.endpoint_changed(fake)
+    endpoint.update(config_name, specs, _capture(config), deployment, switch)
     return ActionResult({"EndpointArn": fake.arn})
 
 
 def _delete_endpoint(self: Any) -> Any:
     name = self._get_param("EndpointName")
+    fake = self.sagemaker_backend.endpoints.get(name)
     result = _ORIGINALS[(SageMakerResponse, "delete_endpoint")](self)
     with _LOCK:
         endpoint = _ENDPOINTS.pop((self.current_account, self.region, name), None)
     if endpoint is not None:
         endpoint.stop(join=False)  # DeleteEndpoint answers at once, as on AWS (status Deleting there)
+    if fake is not None:
+        fake.endpoint_status = "Deleting"  # moto forgot it already: only the event sees this
+        sagemaker_events.endpoint_changed(fake)
     return result
+
+
+# --------------------------------------------------------------------------- Model Registry
+
+
+def _create_model_package(self: Any) -> Any:
+    """CreateModelPackage: a versioned package without ModelApprovalStatus is PendingManualApproval
+    (moto leaves it empty), and the package's state change goes to EventBridge."""
+    result = _ORIGINALS[(SageMakerResponse, "create_model_package")](self)
+    package = self.sagemaker_backend.model_packages[result.result["ModelPackageArn"]]
+    if package.model_package_version is not None and package.model_approval_status is None:
+        package.model_approval_status = "PendingManualApproval"
+    sagemaker_events.model_package_changed(package)
+    return result
+
+
+def _update_model_package(self: Any) -> Any:
+    """UpdateModelPackage as AWS applies it (moto cleared every field the request left out, so a
+    metadata-only update revoked the approval): given fields change, CustomerMetadataProperties
+    merge by key; every call sends "SageMaker Model Package State Change", as on AWS."""
+    arn = self._get_param("ModelPackageArn")
+    package = self.sagemaker_backend.describe_model_package(arn)  # ValidationError when unknown
+    status = self._get_param("ModelApprovalStatus")
+    if status is not None:
+        package.set_model_approval_status(status)
+    description = self._get_param("ApprovalDescription")
+    if description is not None:
+        package.approval_description = description
+    added = self._get_param("CustomerMetadataProperties")
+    removed = self._get_param("CustomerMetadataPropertiesToRemove") or []
+    if added or removed:
+        merged = {**(package.customer_metadata_properties or {}), **(added or {})}
+        for key in removed:
+            merged.pop(key, None)
+        package.customer_metadata_properties = merged
+    specification = self._get_param("InferenceSpecification")
+    if specification is not None:
+        package.inference_specification = specification
+    additional = self._get_param("AdditionalInferenceSpecificationsToAdd")
+    if additional is not None:
+        package.add_additional_inference_specifications(additional)
+    package.modifications_done()
+    sagemaker_events.model_package_changed(package)
+    return ActionResult({"ModelPackageArn": package.arn})
+
+
+def _get_resource_from_arn(self: Any, arn: str) -> Any:
+    """Tags of model packages (AddTags, ListTags, DeleteTags): moto's lookup cannot split their ARNs
+    (model-package/<group>/<version>) and failed with a server error."""
+    if ":model-package/" in arn:
+        package = self.describe_model_package(arn)  # ValidationError when unknown
+        if package.tags is None:
+            package.tags = []
+        return package
+    return _ORIGINALS[(SageMakerModelBackend, "_get_resource_from_arn")](self, arn)
 
 
 class ModelError(ServiceException):
@@ -1602,6 +1757,15 @@ def _invoke_endpoint(self: Any) -> Any:
             f"See {log_group} in account {self.current_account} for more information."
         )
         raise ModelError(message, status, original, log_group)
+    capture = server.capture
+    if capture is not None:
+        capture.add(
+            request=body,
+            request_type=headers["Content-Type"],
+            response=answer,
+            response_type=content_type or "application/json",
+            inference_id=self.headers.get("X-Amzn-SageMaker-Inference-Id"),
+        )
     response_headers = {
         "Content-Type": content_type or "application/json",
         "x-Amzn-Invoked-Production-Variant": variant,
@@ -1609,15 +1773,23 @@ def _invoke_endpoint(self: Any) -> Any:
     return 200, response_headers, answer
 
 
+# Response methods (moto calls them with the request only) and, last, backend methods.
 _PATCHES: list[tuple[type, str, Callable[..., Any]]] = [
     (SageMakerResponse, "create_training_job", _create_training_job),
     (SageMakerResponse, "stop_training_job", _stop_training_job),
     (SageMakerResponse, "create_processing_job", _create_processing_job),
     (SageMakerResponse, "stop_processing_job", _stop_processing_job),
+    (SageMakerResponse, "create_endpoint_config", _create_endpoint_config),
     (SageMakerResponse, "create_endpoint", _create_endpoint),
     (SageMakerResponse, "update_endpoint", _update_endpoint),
     (SageMakerResponse, "delete_endpoint", _delete_endpoint),
+    (SageMakerResponse, "create_model_package", _create_model_package),
+    (SageMakerResponse, "update_model_package", _update_model_package),
+    (SageMakerResponse, "list_trial_components", sagemaker_experiments.list_trial_components),
     (SageMakerRuntimeResponse, "invoke_endpoint", _invoke_endpoint),
+    (SageMakerModelBackend, "_get_resource_from_arn", _get_resource_from_arn),
+    (SageMakerModelBackend, "update_trial_component", sagemaker_experiments.update_trial_component),
+    (SageMakerMetricsBackend, "batch_put_metrics", sagemaker_experiments.batch_put_metrics),
 ]
 _MISSING = object()
 
@@ -1744,6 +1916,7 @@ def shutdown(timeout: float = 10.0) -> None:
     Call it before the moto mock or server stops: a worker that outlives moto would otherwise
     reach for AWS. Work directories are removed unless SETTINGS.keep_work_dirs.
     """
+    sagemaker_capture.shutdown()  # what endpoints captured reaches S3 while moto still answers
     _CLOSING.set()
     try:
         with _LOCK:

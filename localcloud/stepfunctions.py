@@ -12,7 +12,12 @@ tests/localcloud/stepfunctions/test_moto_internals.py pins, so that a moto upgra
   jobs run to completion; a failed job raises States.TaskFailed with the job's description);
 - StartExecution without a name gets a UUID, as on AWS (moto named every execution "None");
 - SendTaskFailure passes its cause on; in server mode the interpreter's AWS calls reach this
-  moto server (ThreadedMotoServer leaves MOTO_PORT unset).
+  moto server (ThreadedMotoServer leaves MOTO_PORT unset);
+- a definite JSONPath through an array index ($.List[0].Arn) selects the value, as on AWS; moto
+  wrapped it in a list (["arn:..."]) whenever an index preceded the last step;
+- aws-sdk errors are named as AWS names them, ServiceName.ErrorCode with an Exception suffix
+  (SageMaker.ValidationException, SageMaker.ResourceNotFoundException): moto named them after
+  botocore's exception class, in lower case ("sagemaker.sagemakerException" for a ValidationException).
 
 The provisioner creates AWS::StepFunctions::StateMachine with DefinitionSubstitutions applied and
 the definition linted, so a broken machine fails the local deploy instead of its first execution.
@@ -39,6 +44,7 @@ from urllib.parse import urlsplit
 import boto3
 import botocore.session
 from botocore.exceptions import ClientError, UnknownServiceError
+from jsonpath_ng.ext import parse as jsonpath_parse  # type: ignore[attr-defined]
 from moto.core.responses import ActionResult, EmptyResult
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
@@ -49,6 +55,7 @@ from moto.stepfunctions.parser.asl.component.common.error_name.failure_event imp
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
 from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import StatesErrorNameType
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_aws_sdk
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
     StateTaskService,
@@ -60,7 +67,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceCallback,
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-from moto.stepfunctions.parser.asl.utils import boto_client
+from moto.stepfunctions.parser.asl.utils import boto_client, json_path
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
@@ -94,6 +101,8 @@ ORIGINALS: Final[dict[str, Any]] = {
     "state_task_service_for": _original(state_task_factory, "state_task_service_for"),
     "moto_server_port": _original(boto_client, "moto_server_port"),
     "send_task_failure": _original(StepFunctionResponse, "send_task_failure"),
+    "normalise_exception_name": _original(StateTaskServiceAwsSdk, "_normalise_exception_name"),
+    "extract_json": _original(json_path, "extract_json"),
 }
 
 
@@ -366,12 +375,28 @@ class _SageMakerJob:
     status_key: str
 
 
-# The .sync integrations AWS offers for SageMaker that are jobs with Completed/Failed/Stopped.
+# The .sync integrations AWS offers for SageMaker that the local cloud runs: jobs that end
+# Completed/Failed/Stopped (createHyperParameterTuningJob and createLabelingJob .sync are not emulated).
 _SAGEMAKER_JOBS: Final[dict[str, _SageMakerJob]] = {
     "createtrainingjob": _SageMakerJob("describe_training_job", "TrainingJobName", "TrainingJobStatus"),
     "createprocessingjob": _SageMakerJob("describe_processing_job", "ProcessingJobName", "ProcessingJobStatus"),
     "createtransformjob": _SageMakerJob("describe_transform_job", "TransformJobName", "TransformJobStatus"),
 }
+# The optimised integration's API actions (connect-sagemaker.html); any other sagemaker:<action>
+# is refused when the state machine is created, as on AWS (aws-sdk:sagemaker:<action> reaches any).
+SAGEMAKER_OPTIMISED_ACTIONS: Final[frozenset[str]] = frozenset(
+    {
+        "createendpoint",
+        "createendpointconfig",
+        "createhyperparametertuningjob",
+        "createlabelingjob",
+        "createmodel",
+        "createprocessingjob",
+        "createtrainingjob",
+        "createtransformjob",
+        "updateendpoint",
+    }
+)
 _SAGEMAKER_TERMINAL: Final[set[str]] = {"Completed", "Failed", "Stopped"}
 # Errors the AWS Java SDK models for SageMaker keep their name; any other one is AmazonSageMakerException.
 _SAGEMAKER_MODELED_ERRORS: Final[set[str]] = {"ResourceLimitExceeded", "ResourceInUse", "ResourceNotFound", "Conflict"}
@@ -394,14 +419,21 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
         return set()  # every parameter of the API is passed on
 
     def _validate_service_integration_is_supported(self) -> None:
-        # At state machine creation, so that an unsupported pattern fails the deploy.
+        # At state machine creation, so that an unsupported action or pattern fails the deploy.
+        action = self.resource.api_action.lower()
+        if action not in SAGEMAKER_OPTIMISED_ACTIONS:
+            raise ValueError(
+                f"The resource provided {self.resource.resource_arn} is not recognized: the optimised SageMaker "
+                "integration offers createEndpoint, createEndpointConfig, createHyperParameterTuningJob, "
+                "createLabelingJob, createModel, createProcessingJob, createTrainingJob, createTransformJob and "
+                "updateEndpoint (other actions: arn:aws:states:::aws-sdk:sagemaker:<action>)."
+            )
         condition = self.resource.condition
-        if condition is not None and (
-            condition != ResourceCondition.Sync or self.resource.api_action.lower() not in _SAGEMAKER_JOBS
-        ):
+        if condition is not None and (condition != ResourceCondition.Sync or action not in _SAGEMAKER_JOBS):
             raise ValueError(
                 f"The resource provided {self.resource.resource_arn} is not supported: SageMaker offers "
-                "request-response and .sync for createTrainingJob, createProcessingJob, createTransformJob."
+                "request-response for every action and .sync for its jobs; the local cloud runs .sync for "
+                "createTrainingJob, createProcessingJob and createTransformJob."
             )
 
     def _client(self, resource_runtime_part: Any, state_credentials: Any) -> Any:
@@ -479,6 +511,52 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
         )
 
 
+# --- Patch: JSONPath through array indexes ------------------------------------------------------
+
+# Paths that can select several nodes: wildcards, filters, slices, unions, recursive descent.
+_INDEFINITE_PATH: Final = re.compile(r"\*|\[\s*\?|\[[^\]]*[:,][^\]]*\]|\.\.")
+
+
+def _extract_json(path: str, data: Any) -> Any:
+    """The value a reference path selects. A definite path ($.a[0].b) selects one value, as on AWS;
+    moto returned [value] when an array index preceded the last step. Other paths stay moto's."""
+    if not _INDEFINITE_PATH.search(path):
+        matches = jsonpath_parse(path).find(data)  # moto's parser (jsonpath_ng.ext)
+        if len(matches) == 1:
+            return matches[0].value
+    return ORIGINALS["extract_json"](path, data)
+
+
+def _install_extract_json() -> None:
+    """Rebind extract_json wherever the interpreter imported it (they hold the function itself)."""
+    json_path.extract_json = _extract_json
+    for name, module in list(sys.modules.items()):
+        if (
+            name.startswith("moto.stepfunctions.parser")
+            and getattr(module, "extract_json", None) is ORIGINALS["extract_json"]
+        ):
+            module.extract_json = _extract_json  # type: ignore[attr-defined]
+
+
+# aws-sdk service names in error names, PascalCase as AWS spells them (moto knows dynamodb and sfn).
+AWS_SDK_ERROR_SERVICE_NAMES: Final[dict[str, str]] = {
+    "sagemaker": "SageMaker",
+    "s3": "S3",
+    "lambda": "Lambda",
+    "glue": "Glue",
+}
+
+
+def _aws_sdk_exception_name(norm_service_name: str, ex: Exception) -> str:
+    """The Error of a failed aws-sdk task: the service's error code, with the Exception suffix that
+    AWS adds when the code lacks it (S3 BucketAlreadyExists -> S3.BucketAlreadyExistsException)."""
+    code = str(ex.response.get("Error", {}).get("Code") or "") if isinstance(ex, ClientError) else ""
+    if not code:
+        return str(ORIGINALS["normalise_exception_name"](norm_service_name, ex))
+    name = f"{norm_service_name}.{code}"
+    return name if name.endswith("Exception") else f"{name}Exception"
+
+
 def _state_task_service_for(service_name: str) -> Any:
     if service_name == "sagemaker":
         return StateTaskServiceSageMaker()
@@ -526,6 +604,10 @@ def install() -> None:
     state_task_factory.state_task_service_for = _state_task_service_for  # type: ignore[attr-defined]
     boto_client.moto_server_port = _moto_server_port  # type: ignore[attr-defined]
     StepFunctionResponse.send_task_failure = _send_task_failure  # type: ignore[method-assign]
+    StateTaskServiceAwsSdk._normalise_exception_name = staticmethod(_aws_sdk_exception_name)  # type: ignore[method-assign]
+    for service, name in AWS_SDK_ERROR_SERVICE_NAMES.items():
+        state_task_service_aws_sdk._SERVICE_ERROR_NAMES.setdefault(service, name)
+    _install_extract_json()
     register_provisioner("AWS::StepFunctions::StateMachine", state_machine)
     # moto warns on every IsTimestamp comparison that the operator is "not fully supported"; it
     # evaluates ISO 8601 timestamps as AWS does (tests/glue/test_data_processing_end_to_end.py

@@ -4,10 +4,13 @@
 
 Contents: the ml package with its data (the HPO disease annotations), the parts of the shared
 layer it imports (dxops.vocab: HPO index, units, measurement table), requirements.txt at the root
-(ml/requirements.txt: what the XGBoost 3.0-5 image lacks; SageMaker pip-installs it), and two
+(ml/requirements.txt: what the XGBoost 3.0-5 image lacks; SageMaker pip-installs it), and three
 entry points at the root, because SageMaker runs the entry point as a script from the source dir:
   dxops_train.py      the training job's entry point (ml.train under the container contract)
   dxops_inference.py  the endpoint's entry point (model_fn, input_fn, predict_fn, output_fn)
+  dxops_compare.py    the promotion gate's processing job (ml.compare under the processing
+                      contract; a processing job installs nothing: requirements.txt is the
+                      caller's to install, e.g. `pip install -r requirements.txt` before it)
 The archive is reproducible: sorted members, fixed times and owners.
 """
 
@@ -29,15 +32,25 @@ VOCAB_FILES = (
     "hpo_index.json.gz",
     "identifiers.py",
     "measurements.py",
+    "training_metrics.py",
     "units.py",
 )
-TRAIN_ENTRY, INFERENCE_ENTRY = "dxops_train.py", "dxops_inference.py"
+TRAIN_ENTRY, INFERENCE_ENTRY, COMPARE_ENTRY = "dxops_train.py", "dxops_inference.py", "dxops_compare.py"
 ENTRY_POINTS = {
     TRAIN_ENTRY: '"""SageMaker training entry point (script mode)."""\n\n'
     "import sys\n\nfrom ml.train import main\n\nsys.exit(main())\n",
     INFERENCE_ENTRY: '"""SageMaker inference entry point (serving contract)."""\n\n'
     "from ml.inference import input_fn, model_fn, output_fn, predict_fn\n\n"
     '__all__ = ["input_fn", "model_fn", "output_fn", "predict_fn"]\n',
+    # Processing jobs, unlike training jobs, install no requirements.txt: the entry point installs
+    # what the image lacks before importing the code that needs it.
+    COMPARE_ENTRY: '"""SageMaker Processing entry point: the promotion gate\'s evaluation (ml/compare.py)."""\n\n'
+    "import importlib.util\nimport subprocess\nimport sys\nfrom pathlib import Path\n\n"
+    'if importlib.util.find_spec("imblearn") is None:\n'
+    '    requirements = Path(__file__).with_name("requirements.txt")\n'
+    '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-r", str(requirements)], check=True)\n'
+    "sys.path.insert(0, str(Path(__file__).parent))\n\n"
+    "from ml.compare import main  # noqa: E402\n\nsys.exit(main())\n",
 }
 # Tooling that never runs in the image (plots need matplotlib; this builder).
 EXCLUDED = {"report.py", "evaluate.py", "rank.py", "build_source_dir.py"}

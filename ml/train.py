@@ -13,15 +13,19 @@ reason to /opt/ml/output/failure. Steps (docs/model.md):
 3. fit the knowledge combination on the chosen candidate's out-of-fold predictions (ml/combine.py);
 4. refit the chosen candidate on the whole training split, evaluate on the test split (with the
    supervised model alone and the knowledge model alone beside it), write the model directory,
-   evaluation.json and the model card.
+   evaluation.json and the model card. model.json records the held-out split (`held_out`: kind,
+   seed, test fraction, rows, SHA-256 of the sorted record ids) and the directory holds digests
+   of the training patients (TRAINING_PATIENTS): dxops-compare (ml/compare.py) needs both.
 
 Progress goes to stderr; metric lines (`dxops-metric name=value`) to stdout, matched by
-METRIC_DEFINITIONS. No identifier ever reaches the output: only labels and aggregates.
+METRIC_DEFINITIONS (dxops/vocab/training_metrics.py). No identifier ever reaches the output: only labels and
+aggregates.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import os
@@ -29,7 +33,7 @@ import platform
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,7 @@ import xgboost
 from numpy.typing import NDArray
 from sklearn.metrics import f1_score, recall_score
 
+from dxops.vocab.training_metrics import METRIC_PREFIX
 from ml.candidates import Candidate, Settings, SupervisedModel
 from ml.combine import FitCases, Weights, candidate_table, choose_threshold, fit_weights
 from ml.distributed import Cluster, broadcast, cluster_from_environment, communicator, gather, tracker
@@ -50,26 +55,26 @@ from ml.model import MANIFEST, DiagnosisModel, knowledge_candidates, phenotype_c
 from ml.model_card import write_model_card
 from ml.records import phenotypes_expanded
 from ml.scoring import score_rows
-from ml.table import LABEL, PATIENT_ID, ColumnRoles, TableError, column_roles, conform, labelled, read_table
+from ml.table import (
+    LABEL,
+    PATIENT_ID,
+    RECORD_ID,
+    ColumnRoles,
+    TableError,
+    column_roles,
+    conform,
+    labelled,
+    read_table,
+)
 from ml.validation import auto_repeats, cv_folds, hashed_split, holdout_split, selection_sample
 
 ML_SOURCE = Path(__file__).resolve().parent
-METRIC_PREFIX = "dxops-metric"
 # SageMaker MetricDefinitions for the training job (CloudWatch metrics of the job).
-METRIC_DEFINITIONS: list[dict[str, str]] = [
-    {"Name": name, "Regex": rf"{METRIC_PREFIX} {name}=([-0-9.eE]+)"}
-    for name in (
-        "cv_macro_f1",
-        "cv_rare_recall",
-        "test_accuracy",
-        "test_macro_f1",
-        "test_top3_accuracy",
-        "test_rare_recall",
-        "test_ece",
-        "train_seconds",
-    )
-]
 DEFAULT_CANDIDATES = ("logreg+class_weights", "forest+class_weights", "xgboost+none", "xgboost+class_weights")
+# The model directory's digests of the patients it was trained on (dxops-compare leaves their
+# held-out rows out when this model is the champion): one line per patient, sorted, gzipped.
+TRAINING_PATIENTS = "training_patients.txt.gz"
+PATIENT_DIGEST_CHARS = 16  # hex characters of the SHA-256 of a patient_id (64 bits)
 
 
 class ConfigError(ValueError):
@@ -321,6 +326,62 @@ def config_digest(config: TrainConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def split_rows(
+    rows: pd.DataFrame, kind: str, test_fraction: float, seed: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """(train rows, test rows) of the labelled rows: `holdout` (stratified, grouped by patient) or
+    `hashed` (a hash of the patient: multi-instance jobs). dxops-compare recomputes it from model.json."""
+    groups = rows[PATIENT_ID].to_numpy(dtype=str)
+    if kind == "holdout":
+        return holdout_split(rows[LABEL].to_numpy(dtype=str), groups, test_fraction, seed)
+    if kind == "hashed":
+        return hashed_split(groups, test_fraction, seed)
+    raise ValueError(f"unknown split kind {kind!r}")
+
+
+def record_ids(rows: pd.DataFrame) -> list[str]:
+    return [str(i) for i in rows[RECORD_ID].astype("string").fillna("")]
+
+
+def records_digest(ids: Iterable[str]) -> str:
+    """SHA-256 of the sorted record ids, one per line: what identifies a held-out split."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+
+
+def held_out_record(kind: str, config: TrainConfig, ids: Sequence[str]) -> dict[str, Any]:
+    """model.json's `held_out`: what recomputes the test split and what verifies it."""
+    return {
+        "kind": kind,
+        "seed": config.settings.seed,
+        "test_fraction": config.test_fraction,
+        "test_rows": len(ids),
+        "test_records_sha256": records_digest(ids),
+    }
+
+
+def patient_digest(patient_id: str) -> str:
+    """The first PATIENT_DIGEST_CHARS hex characters of the patient_id's SHA-256."""
+    return hashlib.sha256(str(patient_id).encode()).hexdigest()[:PATIENT_DIGEST_CHARS]
+
+
+def patient_digests(patient_ids: Iterable[str]) -> set[str]:
+    return {patient_digest(patient_id) for patient_id in patient_ids}
+
+
+def write_training_patients(out: Path, digests: Iterable[str]) -> dict[str, Any]:
+    """TRAINING_PATIENTS in `out` (reproducible: sorted, gzip without a time); model.json's record of it."""
+    unique = sorted(set(digests))
+    data = gzip.compress("".join(f"{digest}\n" for digest in unique).encode(), mtime=0)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / TRAINING_PATIENTS).write_bytes(data)
+    return {
+        "file": TRAINING_PATIENTS,
+        "patients": len(unique),
+        "digest": f"sha256(patient_id)[:{PATIENT_DIGEST_CHARS}]",
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
 def manifest_of(
     data: Path,
     config: TrainConfig,
@@ -391,9 +452,7 @@ def train(data: Path, out: Path, config: TrainConfig) -> dict[str, Any]:
         f"{len(table)} rows, {len(rows)} labelled, {rows[LABEL].nunique()} classes; features: "
         f"{len(roles.phenotypes)} phenotypes, {len(roles.numeric)} numeric, {len(roles.categorical)} categorical"
     )
-    labels = rows[LABEL].to_numpy(dtype=str)
-    groups = rows[PATIENT_ID].to_numpy(dtype=str)
-    train_rows, test_rows = holdout_split(labels, groups, config.test_fraction, config.settings.seed)
+    train_rows, test_rows = split_rows(rows, "holdout", config.test_fraction, config.settings.seed)
     training, test = rows.iloc[train_rows].reset_index(drop=True), rows.iloc[test_rows].reset_index(drop=True)
     trainer = Trainer(config)
     selection = select(training, roles, config, trainer)
@@ -414,6 +473,8 @@ def train(data: Path, out: Path, config: TrainConfig) -> dict[str, Any]:
         "test": len(test),
         "selection": selection.rows,
     }
+    manifest["held_out"] = held_out_record("holdout", config, record_ids(test))
+    manifest["training_patients"] = write_training_patients(out, patient_digests(training[PATIENT_ID]))
     model = DiagnosisModel(supervised, classes, counts, selection.weights, manifest, knowledge=trainer.knowledge)
     return finish(out, model, test, selection, started)
 
@@ -425,9 +486,7 @@ def train_distributed(data: Path, out: Path, config: TrainConfig, cluster: Clust
     table, rows = _read(data)
     trainer = Trainer(config)
     progress(f"host {cluster.rank + 1} of {cluster.size}: {len(rows)} labelled rows in this shard")
-    train_rows, test_rows = hashed_split(
-        rows[PATIENT_ID].to_numpy(dtype=str), config.test_fraction, config.settings.seed
-    )
+    train_rows, test_rows = split_rows(rows, "hashed", config.test_fraction, config.settings.seed)
     training, test = rows.iloc[train_rows].reset_index(drop=True), rows.iloc[test_rows].reset_index(drop=True)
     with tracker(cluster):
         recipe: dict[str, Any] | None = None
@@ -458,6 +517,9 @@ def train_distributed(data: Path, out: Path, config: TrainConfig, cluster: Clust
                 features_from=recipe["features"],
             )
             progress(f"booster sha256 {supervised.booster_digest()}")
+            # The held-out split and the training patients of every shard (dxops-compare's inputs).
+            held_ids = [i for ids in gather(record_ids(test), cluster) for i in ids]
+            patients: set[str] = set().union(*gather(patient_digests(training[PATIENT_ID]), cluster))
     if not cluster.is_leader:
         return None
     manifest = manifest_of(data, config, selection, trainer, training=training, roles=roles)
@@ -469,6 +531,8 @@ def train_distributed(data: Path, out: Path, config: TrainConfig, cluster: Clust
         "test": len(test),
         "selection": selection.rows,
     }
+    manifest["held_out"] = held_out_record("hashed", config, held_ids)
+    manifest["training_patients"] = write_training_patients(out, patients)
     model = DiagnosisModel(supervised, classes, counts, selection.weights, manifest, knowledge=trainer.knowledge)
     return finish(out, model, test, selection, started)
 
@@ -532,10 +596,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="the model directory to write")
     parser.add_argument("--hyperparameters", type=Path, help="JSON object of hyperparameters")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="one hyperparameter")
-    args = parser.parse_args(argv)
+    # Script mode passes the hyperparameters as arguments too (--candidates x ...), as the
+    # sagemaker-training toolkit does; in a container they are read from SM_HPS instead.
+    args, extra = parser.parse_known_args(argv)
     container = _container_paths() if args.data is None else None
     if container is None and (args.data is None or args.out is None):
         parser.error("--data and --out are required outside a SageMaker training container")
+    if container is None and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     data, out, hyperparameters = container or (args.data, args.out, {})
     if args.hyperparameters:
         hyperparameters.update(json.loads(args.hyperparameters.read_text(encoding="utf-8")))

@@ -219,3 +219,74 @@ class RecordingErasureRuns:
 
     def status(self, request_id: str) -> str | None:
         return self.statuses.get(request_id)
+
+
+class InMemoryMonitoringStore(InMemoryObjectStore):
+    """ObjectStore and WriteOnceStore (conditional writes) over a dict, as S3MonitoringStore."""
+
+    def __init__(self, fail_with: Exception | None = None) -> None:
+        super().__init__(fail_with)
+        self.refused_writes = 0
+
+    def put_object_once(self, key: str, body: bytes, content_type: str) -> bool:
+        if key in self.objects:
+            self.refused_writes += 1
+            return False
+        self.put_object(key, body, content_type)
+        return True
+
+
+class FakeDiagnosisEndpoint:
+    """PredictionEndpoint answering as ml/inference.py does: {"model_version", "predictions": [{
+    "record_id", "diagnoses", "rare_candidates", "contributions"}]} in request order, diagnoses as
+    {"disease_id", "name", "probability"}. Keeps every body it received; raises fail_with if set."""
+
+    MODEL_VERSION = "3f9c2ab1-0123456789ab-5e6f7a8b"
+    DISEASES = (
+        ("ORPHA:33069", "Dravet syndrome"),
+        ("ICD10:G40.9", "Epilepsy, unspecified"),
+        ("ORPHA:558", "Marfan syndrome"),
+        ("ICD10:J45", "Asthma"),
+        ("OMIM:154700", "Marfan syndrome (OMIM)"),
+        ("ORPHA:508", None),
+    )
+
+    def __init__(self, fail_with: Exception | None = None, answer: bytes | None = None) -> None:
+        self.bodies: list[bytes] = []
+        self.content_types: list[str] = []
+        self.fail_with = fail_with
+        self.answer = answer
+
+    @property
+    def sent(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for body in self.bodies]
+
+    def invoke(self, body: bytes, content_type: str) -> bytes:
+        self.bodies.append(body)
+        self.content_types.append(content_type)
+        if self.fail_with is not None:
+            raise self.fail_with
+        if self.answer is not None:
+            return self.answer
+        request = json.loads(body)
+        top_k, explain = request.get("top_k", 10), request.get("explain", True)
+        predictions = []
+        for index, record in enumerate(request["records"]):
+            ranked = self.DISEASES[index % 2 :][:top_k]
+            probabilities = [round(0.6 / (rank + 1), 6) for rank in range(len(ranked))]
+            diagnoses = [
+                {"disease_id": code, "name": name, "probability": p}
+                for (code, name), p in zip(ranked, probabilities, strict=True)
+            ]
+            rare = [d for d in diagnoses if d["disease_id"].startswith("ORPHA:")][:5]
+            features = [*(p["hpo_id"] for p in record.get("phenotypes", [])[:3]), "age_years"]
+            contributions = [{"feature": f, "contribution": 0.42} for f in features] if explain else []
+            predictions.append(
+                {
+                    "record_id": record.get("record_id"),
+                    "diagnoses": diagnoses,
+                    "rare_candidates": rare,
+                    "contributions": contributions,
+                }
+            )
+        return json.dumps({"model_version": self.MODEL_VERSION, "predictions": predictions}).encode()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
-from typing import TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from aws_lambda_powertools.utilities.parser import parse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
@@ -80,3 +81,97 @@ class CompleteErasureSettings(FunctionSettings):
     curated_bucket: str = Field(alias="CURATED_BUCKET", min_length=3)
     catalog_database: str = Field(alias="CATALOG_DATABASE", min_length=1)
     catalog_table: str = Field(alias="CATALOG_TABLE", min_length=1)
+
+
+class PredictApiSettings(FunctionSettings):
+    endpoint_name: str = Field(alias="ENDPOINT_NAME", min_length=1, max_length=63)
+    monitoring_bucket: str = Field(alias="MONITORING_BUCKET", min_length=3)
+    pseudonym_secret_id: str = Field(alias="PSEUDONYM_SECRET_ID", min_length=1)
+    pseudonym_key_max_age_seconds: int = Field(default=300, alias="PSEUDONYM_KEY_MAX_AGE_SECONDS", ge=0)
+    # Per attempt (two attempts: dxops.adapters.sagemaker_runtime); keep 2 x (2 s + this) + 1 s
+    # under the function's timeout, itself under API Gateway's 29 s.
+    endpoint_read_timeout_seconds: int = Field(default=20, alias="ENDPOINT_READ_TIMEOUT_SECONDS", gt=0, le=60)
+    max_predict_records: int = Field(default=100, alias="MAX_PREDICT_RECORDS", gt=0, le=1000)
+    retry_after_seconds: int = Field(default=30, alias="RETRY_AFTER_SECONDS", ge=1, le=3600)
+
+
+# --- Model lifecycle ------------------------------------------------------------------------------
+
+
+def _json_object(value: Any) -> Any:
+    return (json.loads(value) if value.strip() else {}) if isinstance(value, str) else value
+
+
+def _comma_list(value: Any) -> Any:
+    return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
+
+
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object)]  # a JSON object in one variable
+CommaList = Annotated[list[str], BeforeValidator(_comma_list)]  # "a,b,c"
+
+
+class TrainingTriggerSettings(FunctionSettings):
+    training_state_machine_arn: str = Field(alias="TRAINING_STATE_MACHINE_ARN", min_length=1)
+
+
+class TrainingRunSettings(FunctionSettings):
+    """The training state machine's steps: where data, code and models live, how jobs run, and the
+    approval policy of this environment."""
+
+    curated_bucket: str = Field(alias="CURATED_BUCKET", min_length=3)
+    artifacts_bucket: str = Field(alias="ARTIFACTS_BUCKET", min_length=3)
+    model_versions_table: str = Field(alias="MODEL_VERSIONS_TABLE", min_length=3)
+    model_package_group: str = Field(alias="MODEL_PACKAGE_GROUP", min_length=1)
+    experiment_name: str = Field(alias="EXPERIMENT_NAME", min_length=1)
+    data_key_arn: str = Field(alias="DATA_KEY_ARN", min_length=1)
+    # Resolved with the sagemaker SDK at deploy time (tools/deploy_parameters.py), never typed in.
+    training_image_uri: str = Field(alias="TRAINING_IMAGE_URI", min_length=1)
+    training_code_uri: str = Field(alias="TRAINING_CODE_URI", pattern=r"^s3://.+/$")
+    training_instance_type: str = Field(default="ml.m5.2xlarge", alias="TRAINING_INSTANCE_TYPE")
+    training_instance_count: int = Field(default=1, alias="TRAINING_INSTANCE_COUNT", ge=1, le=20)
+    training_volume_gb: int = Field(default=30, alias="TRAINING_VOLUME_GB", ge=1)
+    training_max_runtime_seconds: int = Field(default=14_400, alias="TRAINING_MAX_RUNTIME_SECONDS", ge=60)
+    training_use_spot: bool = Field(default=False, alias="TRAINING_USE_SPOT")
+    training_max_wait_seconds: int = Field(default=28_800, alias="TRAINING_MAX_WAIT_SECONDS", ge=60)
+    training_hyperparameters: JsonObject = Field(default_factory=dict, alias="TRAINING_HYPERPARAMETERS")
+    comparison_instance_type: str = Field(default="ml.m5.xlarge", alias="COMPARISON_INSTANCE_TYPE")
+    gate_tolerances: JsonObject = Field(default_factory=dict, alias="GATE_TOLERANCES")
+    approval_policy: Literal["manual", "auto-if-clearly-better"] = Field(default="manual", alias="APPROVAL_POLICY")
+    review_timeout_seconds: int = Field(default=604_800, alias="REVIEW_TIMEOUT_SECONDS", ge=60, le=31_536_000)
+
+
+class ApprovalSettings(FunctionSettings):
+    model_versions_table: str = Field(alias="MODEL_VERSIONS_TABLE", min_length=3)
+
+
+class ModelsApiSettings(FunctionSettings):
+    model_versions_table: str = Field(alias="MODEL_VERSIONS_TABLE", min_length=3)
+    training_state_machine_arn: str = Field(alias="TRAINING_STATE_MACHINE_ARN", min_length=1)
+    deployment_state_machine_arn: str = Field(alias="DEPLOYMENT_STATE_MACHINE_ARN", min_length=1)
+
+
+class DeploymentTriggerSettings(FunctionSettings):
+    model_versions_table: str = Field(alias="MODEL_VERSIONS_TABLE", min_length=3)
+    model_package_group: str = Field(alias="MODEL_PACKAGE_GROUP", min_length=1)
+    deployment_state_machine_arn: str = Field(alias="DEPLOYMENT_STATE_MACHINE_ARN", min_length=1)
+
+
+class DeploymentSettings(FunctionSettings):
+    """The deployment state machine's steps: the endpoint, its hosting, the rollout and the smoke test."""
+
+    model_versions_table: str = Field(alias="MODEL_VERSIONS_TABLE", min_length=3)
+    endpoint_name: str = Field(alias="ENDPOINT_NAME", min_length=1)
+    data_key_arn: str = Field(alias="DATA_KEY_ARN", min_length=1)
+    inference_mode: Literal["serverless", "instance"] = Field(default="serverless", alias="INFERENCE_MODE")
+    instance_type: str = Field(default="ml.m5.large", alias="INFERENCE_INSTANCE_TYPE")
+    instance_count: int = Field(default=2, alias="INFERENCE_INSTANCE_COUNT", ge=1)
+    serverless_memory_mb: int = Field(default=3072, alias="SERVERLESS_MEMORY_MB", ge=1024, le=6144)
+    serverless_max_concurrency: int = Field(default=5, alias="SERVERLESS_MAX_CONCURRENCY", ge=1, le=200)
+    capture_uri: str = Field(alias="CAPTURE_URI", pattern=r"^s3://.+")
+    capture_sampling_percent: int = Field(default=100, alias="CAPTURE_SAMPLING_PERCENT", ge=0, le=100)
+    canary_percent: int = Field(default=10, alias="CANARY_PERCENT", ge=1, le=50)
+    bake_seconds: int = Field(default=600, alias="BAKE_SECONDS", ge=0, le=3600)
+    rollback_alarms: CommaList = Field(default_factory=list, alias="ROLLBACK_ALARMS")
+    raw_bucket: str = Field(alias="RAW_BUCKET", min_length=3)
+    smoke_records: int = Field(default=5, alias="SMOKE_RECORDS", ge=1, le=50)
+    poll_seconds: int = Field(default=30, alias="DEPLOYMENT_POLL_SECONDS", ge=1, le=600)

@@ -141,8 +141,11 @@ def model_artifact(env: Env, key: str, version: str, threshold: float = 65.0, pr
     return env.uri(key)
 
 
-def deploy_config(env: Env, model_data_url: str, variant: str = "AllTraffic") -> str:
-    """CreateModel (as the SDK sets a framework model's environment) and an endpoint config; its name."""
+def deploy_config(
+    env: Env, model_data_url: str, variant: str = "AllTraffic", data_capture: dict[str, Any] | None = None
+) -> str:
+    """CreateModel (as the SDK sets a framework model's environment) and an endpoint config (with a
+    DataCaptureConfig when given); its name."""
     model = unique("model")
     env.sagemaker.create_model(
         ModelName=model,
@@ -165,6 +168,7 @@ def deploy_config(env: Env, model_data_url: str, variant: str = "AllTraffic") ->
                 "InitialVariantWeight": 1.0,
             }
         ],
+        **({"DataCaptureConfig": data_capture} if data_capture is not None else {}),
     )
     return config
 

@@ -6,22 +6,31 @@ to revisit: adapt it, or delete it when moto has closed the gap."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import os
+import pkgutil
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
+import jsonpath_ng.ext
 import moto
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_aws_sdk
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
     StateTaskService,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+    StateTaskServiceAwsSdk,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback,
@@ -32,7 +41,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_unsupported import (
     StateTaskServiceUnsupported,
 )
-from moto.stepfunctions.parser.asl.utils import boto_client
+from moto.stepfunctions.parser.asl.utils import boto_client, json_path
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
 from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -209,6 +218,65 @@ def test_moto_drops_the_cause_of_send_task_failure() -> None:
     assert parameters(ORIGINALS["send_task_failure"]) == ["self"]
 
 
+# --- aws-sdk error names (patch: StateTaskServiceAwsSdk._normalise_exception_name) ------------------
+
+
+def test_moto_names_aws_sdk_errors_after_botocores_exception_class() -> None:
+    unmodelled = ClientError({"Error": {"Code": "ValidationException", "Message": "m"}}, "DescribeEndpoint")
+    assert ORIGINALS["normalise_exception_name"]("sagemaker", unmodelled) == "sagemaker.sagemakerException"
+    assert parameters(ORIGINALS["normalise_exception_name"]) == ["norm_service_name", "ex"]
+    # The service's name comes from this module dict (moto binds dynamodb and sfn; the patch adds more).
+    assert "_SERVICE_ERROR_NAMES" in inspect.getsource(StateTaskServiceAwsSdk._normalise_service_error_name)
+    assert {"dynamodb": "DynamoDb", "sfn": "Sfn"}.items() <= state_task_service_aws_sdk._SERVICE_ERROR_NAMES.items()
+    assert "self._normalise_exception_name(" in inspect.getsource(StateTaskServiceAwsSdk._from_error)
+
+
+def test_aws_sdk_errors_are_named_by_their_code() -> None:
+    stepfunctions.install()
+    unmodelled = ClientError({"Error": {"Code": "ValidationException", "Message": "m"}}, "DescribeEndpoint")
+    not_found = ClientError({"Error": {"Code": "ResourceNotFound", "Message": "m"}}, "AssociateTrialComponent")
+    name = StateTaskServiceAwsSdk._normalise_exception_name
+    assert name(StateTaskServiceAwsSdk._normalise_service_error_name("sagemaker"), unmodelled) == (
+        "SageMaker.ValidationException"
+    )
+    assert name("SageMaker", not_found) == "SageMaker.ResourceNotFoundException"
+    assert name("S3", ValueError("x")) == ORIGINALS["normalise_exception_name"]("S3", ValueError("x"))
+
+
+# --- JSONPath through array indexes (patch: json_path.extract_json, rebound where imported) -------------
+
+
+def test_moto_wraps_a_value_reached_through_an_array_index_in_a_list() -> None:
+    data = {"List": [{"Arn": "a"}, {"Arn": "b"}]}
+    assert ORIGINALS["extract_json"]("$.List[0].Arn", data) == ["a"]  # AWS: "a"
+    assert ORIGINALS["extract_json"]("$.List[*].Arn", data) == ["a", "b"]
+    assert parameters(ORIGINALS["extract_json"]) == ["path", "data"]
+    assert json_path.parse is jsonpath_ng.ext.parse
+
+
+def test_every_interpreter_module_uses_the_patched_extract_json() -> None:
+    stepfunctions.install()
+    import moto.stepfunctions.parser as parser_package
+
+    for module_info in pkgutil.walk_packages(parser_package.__path__, parser_package.__name__ + "."):
+        try:
+            importlib.import_module(module_info.name)
+        except ImportError:  # LocalStack-only modules moto ships but never imports
+            continue
+    holders = [
+        name
+        for name, module in list(sys.modules.items())
+        if name.startswith("moto.stepfunctions.parser") and hasattr(module, "extract_json")
+    ]
+    assert len(holders) >= 9
+    stale = [name for name in holders if sys.modules[name].extract_json is ORIGINALS["extract_json"]]
+    assert stale == [], "a module imported after install() keeps moto's extract_json: rebind it"
+    data = {"List": [{"Arn": "a"}, {"Arn": "b"}]}
+    assert stepfunctions._extract_json("$.List[0].Arn", data) == "a"
+    assert stepfunctions._extract_json("$.List[1:].Arn", data) == ["b"]
+    assert stepfunctions._extract_json("$..Arn", data) == ["a", "b"]
+
+
 def test_install_replaces_each_pinned_original() -> None:
     stepfunctions.install()
     installed = {
@@ -219,6 +287,8 @@ def test_install_replaces_each_pinned_original() -> None:
         "state_task_service_for": state_task_factory.state_task_service_for,  # type: ignore[attr-defined]
         "moto_server_port": boto_client.moto_server_port,  # type: ignore[attr-defined]
         "send_task_failure": StepFunctionResponse.send_task_failure,
+        "normalise_exception_name": vars(StateTaskServiceAwsSdk)["_normalise_exception_name"],
+        "extract_json": json_path.extract_json,
     }
     assert installed.keys() == ORIGINALS.keys()
     assert all(installed[name] is not ORIGINALS[name] for name in ORIGINALS)

@@ -17,12 +17,13 @@ import pytest
 import scipy.sparse as sp
 
 import ml.candidates
+from dxops.vocab.training_metrics import METRIC_DEFINITIONS
 from ml import inference
 from ml.candidates import Candidate, Settings, SupervisedModel
 from ml.imbalance import oversample
 from ml.model import DiagnosisModel, ModelError
 from ml.table import LABEL, PATIENT_ID, TableError, column_roles, conform, labelled, read_table
-from ml.train import METRIC_DEFINITIONS, TrainConfig, Trainer, train
+from ml.train import TrainConfig, Trainer, train
 from ml.validation import cv_folds, holdout_split
 from tests.unit.ml.tables import clinical_table, rare_diseases, write_table
 
@@ -59,8 +60,15 @@ def test_the_training_script_runs_under_the_sagemaker_container_contract(tmp_pat
         "SM_HPS": json.dumps({**FAST, "dataset_version": "v-test"}),
         "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "shared"), str(ROOT)]),
     }
+    # The toolkit also passes each hyperparameter as an argument (script mode).
+    arguments = [part for key, value in sorted(FAST.items()) for part in (f"--{key}", value)]
     run = subprocess.run(
-        [sys.executable, "-m", "ml.train"], env=env, check=False, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "ml.train", *arguments],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr
     assert {"model.json", "supervised.joblib", "evaluation.json", "model_card.md"} <= {p.name for p in model.iterdir()}

@@ -10,6 +10,7 @@ from dxops.domain.pseudonymisation import PseudonymKey
 from dxops.schemas.datasets import DatasetManifest
 from dxops.schemas.device import DeviceBinding
 from dxops.schemas.erasure import ErasureAudit, ErasureInput
+from dxops.schemas.models import ApprovalRecord, ChampionRecord, ModelVersionRecord, RejectedCandidate
 
 if TYPE_CHECKING:  # the trigger's domain types (the domain module imports these ports)
     from dxops.domain.dataset_trigger import Claim, ProcessingRun
@@ -128,3 +129,111 @@ class RewritableObjects(Protocol):
 
     def remove(self, key: str) -> int:
         """Delete every version of key; returns how many object versions."""
+
+
+# --- Model lifecycle (training, registry, approval, deployment) ------------------------------------
+
+
+class Executions(Protocol):
+    """A state machine whose executions are named: a name starts at most one execution."""
+
+    def ensure_started(self, name: str, document: str) -> bool:
+        """Start an execution of this name with this input unless one exists; True if this call did."""
+
+
+class JsonDocuments(Protocol):
+    """JSON documents by s3:// URI (evidence, comparisons, manifests)."""
+
+    def read(self, uri: str) -> Any:
+        """The document at uri; DocumentMissing if there is none."""
+
+    def write(self, uri: str, document: Any) -> None:
+        """Write (replace) the document at uri."""
+
+
+class ModelRegistry(Protocol):
+    """The SageMaker Model Registry's model package group of this environment."""
+
+    def register(self, request: dict[str, Any]) -> tuple[str, int]:
+        """CreateModelPackage in the group; (package ARN, version)."""
+
+    def set_status(self, package_arn: str, status: str, description: str) -> None:
+        """UpdateModelPackage ModelApprovalStatus (Approved / Rejected) with ApprovalDescription."""
+
+    def annotate(self, package_arn: str, properties: dict[str, str]) -> None:
+        """Add CustomerMetadataProperties (a metadata-only update)."""
+
+    def describe(self, package_arn: str) -> dict[str, Any]:
+        """DescribeModelPackage."""
+
+
+class ExperimentLog(Protocol):
+    def record_run(
+        self,
+        run_name: str,
+        parameters: dict[str, str | float],
+        metrics: dict[str, float],
+        artifacts: dict[str, str],
+    ) -> None:
+        """One trial per training run, with its parameters, metrics and input/output artifacts."""
+
+
+class TaskTokens(Protocol):
+    def succeed(self, token: str, output: str) -> bool:
+        """SendTaskSuccess; False if the execution no longer waits for it (timed out, stopped)."""
+
+    def fail(self, token: str, error: str, cause: str) -> bool:
+        """SendTaskFailure; False if the execution no longer waits for it."""
+
+
+class EndpointState(Protocol):
+    def current_config(self, endpoint_name: str) -> str | None:
+        """The endpoint configuration serving now; None if there is no such endpoint."""
+
+
+class SampleRecords(Protocol):
+    def latest(self, count: int) -> list[dict[str, Any]]:
+        """Up to count of the most recently stored clinical records (pseudonymised)."""
+
+
+class PredictionEndpoint(Protocol):
+    """The deployed diagnosis model (a SageMaker endpoint)."""
+
+    def invoke(self, body: bytes, content_type: str) -> bytes:
+        """The model's answer to body. Raises dxops.domain.prediction.ModelRefused when the model
+        refuses the request (its 4xx), EndpointUnavailable for every failure a retry may cure."""
+
+
+class WriteOnceStore(Protocol):
+    def put_object_once(self, key: str, body: bytes, content_type: str) -> bool:
+        """Store body under key unless an object exists there (conditional write); False if one does."""
+
+
+class ModelVersions(Protocol):
+    """The model versions table: each version's lifecycle, rejected candidates, the champion."""
+
+    def put_version(self, record: ModelVersionRecord) -> None:
+        """Store a newly registered version (keeps status fields an event may have set first)."""
+
+    def get(self, package_version: int) -> ModelVersionRecord | None: ...
+
+    def list_versions(self) -> list[ModelVersionRecord]: ...
+
+    def put_rejection(self, rejected: RejectedCandidate) -> None: ...
+
+    def set_task_token(self, package_version: int, token: str) -> None:
+        """Keep the waiting execution's token; NotPending if the version was decided meanwhile."""
+
+    def decide(self, package_version: int, approval: ApprovalRecord) -> str | None:
+        """Record the decision if the version still waits for one (else NotPending); its task token."""
+
+    def observe_status(self, package_version: int, status: str, deployment_run: str) -> str | None:
+        """Record a registry status seen in an event. If it is a change to Approved, remember and
+        return deployment_run; if the version was already Approved, return the run remembered then
+        (so a retry finishes what a crash interrupted); otherwise None."""
+
+    def set_deployment_status(self, package_version: int, status: str) -> None: ...
+
+    def champion(self) -> ChampionRecord | None: ...
+
+    def set_champion(self, champion: ChampionRecord) -> None: ...

@@ -207,3 +207,55 @@ class S3ErasureAuditLog:
                 raise
             records[status] = ErasureAudit.model_validate_json(body.read())
         return records
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+class S3JsonDocuments:
+    """JSON documents by s3:// URI, in any bucket the function's role may read or write."""
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client or boto3.client("s3")
+
+    def read(self, uri: str) -> Any:
+        bucket, key = split_uri(uri)
+        try:
+            body = self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if _code(error) in (*_MISSING, "NoSuchBucket"):
+                return None
+            raise
+        return json.loads(body)
+
+    def write(self, uri: str, document: Any) -> None:
+        bucket, key = split_uri(uri)
+        body = (json.dumps(document, indent=2, sort_keys=True, default=str) + "\n").encode()
+        self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+class S3SampleRecords:
+    """The most recently stored clinical records of the raw zone (for the deployment's smoke test)."""
+
+    PREFIX = "raw/clinical/"
+
+    def __init__(self, bucket: str, client: Any | None = None, scan_limit: int = 2000) -> None:
+        self.bucket = bucket
+        self._client = client or boto3.client("s3")
+        self.scan_limit = scan_limit  # objects listed at most (a smoke test needs a few records)
+
+    def latest(self, count: int) -> list[dict[str, Any]]:
+        objects: list[Any] = []
+        for page in self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.PREFIX):
+            objects.extend(o for o in page.get("Contents", []) if o["Key"].endswith(".ndjson"))
+            if len(objects) >= self.scan_limit:
+                break
+        records: list[dict[str, Any]] = []
+        for obj in sorted(objects, key=lambda o: o["LastModified"], reverse=True):
+            body = self._client.get_object(Bucket=self.bucket, Key=obj["Key"])["Body"].read().decode()
+            records.extend(json.loads(line) for line in body.splitlines() if line.strip())
+            if len(records) >= count:
+                break
+        return records[:count]

@@ -2,12 +2,26 @@
 
 from dxops.schemas.clinical import ClinicalRecord, PseudonymisedRecord
 from dxops.schemas.device import DeviceBinding, DeviceBindingRequest, DevicePublication, PseudonymisedReading
+from dxops.schemas.prediction import (
+    DiagnosesAccepted,
+    DiagnosesRequest,
+    PredictRequest,
+    PredictResponse,
+    StoredDiagnosis,
+    StoredPrediction,
+)
 
 __all__ = [
     "ClinicalRecord",
     "DeviceBinding",
     "DeviceBindingRequest",
     "DevicePublication",
+    "DiagnosesAccepted",
+    "DiagnosesRequest",
+    "PredictRequest",
+    "PredictResponse",
     "PseudonymisedReading",
     "PseudonymisedRecord",
+    "StoredDiagnosis",
+    "StoredPrediction",
 ]

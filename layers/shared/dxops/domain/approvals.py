@@ -1,0 +1,95 @@
+"""The human approval gate: a registered version waits (the training run's waitForTaskToken task) until
+a reviewer approves or rejects it through the API, or the wait times out.
+
+request_approval   keeps the waiting execution's task token with the version (the notification is
+                   the state machine's).
+decide_approval    records the reviewer's identity, decision and rationale (once: a version is
+                   decided at most once), sets the package's status in the registry (Approved starts
+                   the deployment through the registry's state-change event) and resumes the waiting
+                   execution: success for an approval, the ModelRejected error for a rejection.
+expire_approval    the wait timed out: the version is rejected by expiry, so it never deploys later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from dxops.adapters.ports import ModelRegistry, ModelVersions, TaskTokens
+from dxops.domain.errors import DomainError
+from dxops.schemas.models import ApprovalDecisionBody, ApprovalRecord, ApprovalTask
+
+REJECTED_ERROR = "ModelRejected"  # the training state machine's Catch for a rejection
+
+
+class VersionNotFound(DomainError):
+    pass
+
+
+class NotPending(DomainError):
+    """The version was decided already (or was never waiting for a person)."""
+
+
+def request_approval(task: ApprovalTask, versions: ModelVersions) -> None:
+    outcome = task.outcome
+    if outcome.package_version is None:
+        raise DomainError("only a registered version waits for approval")
+    versions.set_task_token(outcome.package_version, task.task_token)
+
+
+def decide_approval(
+    package_version: int,
+    body: ApprovalDecisionBody,
+    *,
+    reviewer: str,
+    now: dt.datetime,
+    versions: ModelVersions,
+    registry: ModelRegistry,
+    tokens: TaskTokens,
+) -> ApprovalRecord:
+    record = versions.get(package_version)
+    if record is None:
+        raise VersionNotFound(f"no model version {package_version}")
+    if record.approval_status != "PendingManualApproval":
+        raise NotPending(f"model version {package_version} is {record.approval_status} already")
+    approval = ApprovalRecord(
+        package_version=package_version,
+        status="Approved" if body.decision == "approve" else "Rejected",
+        decided_by=reviewer,
+        decided_via="api",
+        rationale=body.rationale,
+        decided_at=now,
+    )
+    token = versions.decide(package_version, approval)  # NotPending if another reviewer was first
+    registry.set_status(
+        record.package_arn, approval.status, f"{approval.status} by {reviewer}: {body.rationale}"[:1024]
+    )
+    if token is not None:
+        if approval.status == "Approved":
+            tokens.succeed(token, approval.model_dump_json())
+        else:
+            tokens.fail(token, REJECTED_ERROR, json.dumps({"package_version": package_version, "by": reviewer}))
+    return approval
+
+
+def expire_approval(
+    package_version: int, *, now: dt.datetime, versions: ModelVersions, registry: ModelRegistry
+) -> bool:
+    """Reject a version whose review timed out; False if someone decided it meanwhile."""
+    record = versions.get(package_version)
+    if record is None:
+        raise VersionNotFound(f"no model version {package_version}")
+    approval = ApprovalRecord(
+        package_version=package_version,
+        status="Rejected",
+        decided_by="policy:approval-timeout",
+        decided_via="expiry",
+        rationale="no decision before the review period ended",
+        decided_at=now,
+    )
+    try:
+        versions.decide(package_version, approval)
+    except NotPending:
+        return False
+    registry.set_status(record.package_arn, "Rejected", "Rejected: the review period ended without a decision")
+    return True

@@ -1,0 +1,539 @@
+"""Training runs: what starts one, what it trains on, and what happens to the candidate it makes.
+
+A run is one execution of the training state machine (statemachines/training.asl.json):
+  start_training      the run's name says why it runs, so the same cause starts it once: every
+                      DatasetReady event of one dataset version names `dataset-<version>`, however
+                      often it is delivered; a schedule firing, a retraining trigger or an API
+                      request names its own event or request id.
+  prepare_training_run  the dataset version (the named one or the published one), the champion to
+                      beat, and the two SageMaker requests: the training job (script mode, ml/train.py)
+                      and the comparison job (ml/compare.py: candidate and champion on the
+                      candidate's held-out rows).
+  conclude_training_run  reads the comparison: a rejected candidate is recorded with its evidence; a
+                      passing one is registered in the model package group, pending approval unless
+                      the environment's policy approves it automatically (clearly better than the
+                      champion). Every run is recorded as an experiment trial.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from typing import Any
+
+from dxops.adapters.ports import Executions, ExperimentLog, JsonDocuments, ModelRegistry, ModelVersions
+from dxops.domain.dataset_versions import DATASETS_PREFIX, PUBLISHED_KEY, s3_uri
+from dxops.domain.errors import DomainError
+from dxops.schemas.datasets import DatasetManifest, PreviousVersion
+from dxops.schemas.models import (
+    ApprovalRecord,
+    ChampionRef,
+    DatasetRef,
+    ModelVersionRecord,
+    RejectedCandidate,
+    TrainingOutcome,
+    TrainingPlan,
+    TrainingRequest,
+)
+from dxops.settings import TrainingRunSettings
+from dxops.vocab.training_metrics import METRIC_DEFINITIONS
+
+TRAIN_ENTRY, INFERENCE_ENTRY, COMPARE_ENTRY = "dxops_train.py", "dxops_inference.py", "dxops_compare.py"
+CODE_POINTER = "current.json"  # {"sha256": ...}: the code version tools/publish_training_code.py published
+PROCESSING = "/opt/ml/processing"
+CONTENT_TYPES = ["application/json", "application/jsonlines"]
+PREVIOUS_VERSIONS_LISTED = 5
+HEADLINE_METRICS = ("macro_f1", "rare_recall", "ece", "accuracy", "top3_accuracy")
+
+
+class NotEnoughData(DomainError):
+    """The dataset version cannot train a classifier (fewer than two labelled classes)."""
+
+
+class DatasetNotFound(DomainError):
+    pass
+
+
+class TrainingCodeMissing(DomainError):
+    """No training code was published (make deploy publishes it; the local cloud at deploy)."""
+
+
+# --- Start -------------------------------------------------------------------------------------------
+
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def run_name(request: TrainingRequest) -> str:
+    """The execution name: one cause, one run (Step Functions keeps names unique for 90 days)."""
+    if request.reason == "dataset-ready":
+        if request.dataset_version is None:
+            raise DomainError("a dataset-ready request names its dataset version")
+        return f"dataset-{request.dataset_version}"
+    prefix = {"schedule": "schedule", "retraining-trigger": "retrain", "manual": "manual"}[request.reason]
+    return f"{prefix}-{_NAME_UNSAFE.sub('-', request.trigger_id)}"[:80]
+
+
+def start_training(request: TrainingRequest, runs: Executions) -> tuple[str, bool]:
+    """(run name, whether this call started it)."""
+    name = run_name(request)
+    return name, runs.ensure_started(name, request.model_dump_json())
+
+
+# --- Prepare -----------------------------------------------------------------------------------------
+
+
+def _digest(text: str, length: int = 8) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def resolve_dataset(request: TrainingRequest, curated_bucket: str, documents: JsonDocuments) -> DatasetRef:
+    if request.dataset_version is not None:
+        manifest_uri = s3_uri(curated_bucket, f"{DATASETS_PREFIX}{request.dataset_version}/manifest.json")
+    else:
+        pointer = documents.read(s3_uri(curated_bucket, PUBLISHED_KEY))
+        if pointer is None:
+            raise DatasetNotFound("no dataset version is published yet")
+        manifest_uri = PreviousVersion.model_validate(pointer).manifest_uri
+    document = documents.read(manifest_uri)
+    if document is None:
+        raise DatasetNotFound(f"dataset version {request.dataset_version} has no manifest")
+    manifest = DatasetManifest.model_validate(document)
+    labelled = {label: count for label, count in manifest.class_counts.items() if count > 0}
+    if len(labelled) < 2:
+        raise NotEnoughData(f"{manifest.dataset_version} has {len(labelled)} labelled class(es): nothing to learn")
+    return DatasetRef(
+        dataset_version=manifest.dataset_version,
+        manifest_uri=manifest_uri,
+        table_uri=manifest.table_uri,
+        labelled_rows=sum(labelled.values()),
+        classes=len(labelled),
+    )
+
+
+def code_uri(settings: TrainingRunSettings, documents: JsonDocuments) -> str:
+    """The published code version's folder (content-addressed, so a version always runs its code)."""
+    pointer = documents.read(settings.training_code_uri + CODE_POINTER)
+    if not pointer or "sha256" not in pointer:
+        raise TrainingCodeMissing(f"no training code under {settings.training_code_uri}: run make deploy")
+    return f"{settings.training_code_uri}{pointer['sha256']}/"
+
+
+def _training_job(
+    name: str, request: TrainingRequest, dataset: DatasetRef, code: str, settings: TrainingRunSettings
+) -> dict[str, Any]:
+    artifacts = f"s3://{settings.artifacts_bucket}/training"
+    stopping: dict[str, int] = {"MaxRuntimeInSeconds": settings.training_max_runtime_seconds}
+    if settings.training_use_spot:  # spot: the job may wait for capacity, up to MaxWaitTimeInSeconds
+        stopping["MaxWaitTimeInSeconds"] = max(
+            settings.training_max_wait_seconds, settings.training_max_runtime_seconds
+        )
+    hyperparameters = {
+        **{key: str(value) for key, value in settings.training_hyperparameters.items()},
+        **request.hyperparameters,
+        "dataset_version": dataset.dataset_version,
+        "sagemaker_program": TRAIN_ENTRY,
+        "sagemaker_submit_directory": f"{code}sourcedir.tar.gz",
+    }
+    distribution = "ShardedByS3Key" if settings.training_instance_count > 1 else "FullyReplicated"
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {
+            "TrainingImage": settings.training_image_uri,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": METRIC_DEFINITIONS,
+        },
+        "HyperParameters": hyperparameters,
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": dataset.table_uri,
+                        "S3DataDistributionType": distribution,
+                    }
+                },
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"{artifacts}/models/", "KmsKeyId": settings.data_key_arn},
+        "ResourceConfig": {
+            "InstanceType": settings.training_instance_type,
+            "InstanceCount": settings.training_instance_count,
+            "VolumeSizeInGB": settings.training_volume_gb,
+            "VolumeKmsKeyId": settings.data_key_arn,
+        },
+        "StoppingCondition": stopping,
+        "EnableManagedSpotTraining": settings.training_use_spot,
+        # A spot interruption restarts the job from the start (training takes minutes, see
+        # docs/model.md); the checkpoint folder keeps what a future resumable trainer would need.
+        "CheckpointConfig": {"S3Uri": f"{artifacts}/checkpoints/{name}/"},
+        "EnableInterContainerTrafficEncryption": settings.training_instance_count > 1,
+        "Tags": [
+            {"Key": "dxops:dataset-version", "Value": dataset.dataset_version},
+            {"Key": "dxops:reason", "Value": request.reason},
+        ],
+    }
+
+
+def candidate_artifact(training_job: dict[str, Any]) -> str:
+    """Where SageMaker writes the job's model.tar.gz."""
+    output = training_job["OutputDataConfig"]["S3OutputPath"]
+    return f"{output}{training_job['TrainingJobName']}/output/model.tar.gz"
+
+
+def _processing_input(name: str, uri: str) -> dict[str, Any]:
+    return {
+        "InputName": name,
+        "S3Input": {
+            "S3Uri": uri,
+            "LocalPath": f"{PROCESSING}/input/{name}",
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated",
+        },
+    }
+
+
+def _comparison_job(  # noqa: PLR0917 (one call site, every argument named there)
+    name: str,
+    training_job: dict[str, Any],
+    dataset: DatasetRef,
+    champion: ChampionRef | None,
+    code: str,
+    output_uri: str,
+    settings: TrainingRunSettings,
+) -> dict[str, Any]:
+    inputs = [
+        _processing_input("code", f"{code}source/"),
+        _processing_input("candidate", candidate_artifact(training_job)),
+        _processing_input("data", dataset.table_uri),
+    ]
+    if champion is not None:
+        inputs.append(_processing_input("champion", champion.model_data_url))
+    arguments: list[str] = []
+    for flag, value in sorted(settings.gate_tolerances.items()):
+        arguments += [f"--{flag}", str(value)]
+    job: dict[str, Any] = {
+        "ProcessingJobName": name,
+        "AppSpecification": {
+            "ImageUri": settings.training_image_uri,
+            "ContainerEntrypoint": ["python3", f"{PROCESSING}/input/code/{COMPARE_ENTRY}"],
+        },
+        "ProcessingInputs": inputs,
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "comparison",
+                    "S3Output": {"S3Uri": output_uri, "LocalPath": f"{PROCESSING}/output", "S3UploadMode": "EndOfJob"},
+                }
+            ],
+            "KmsKeyId": settings.data_key_arn,
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": settings.comparison_instance_type,
+                "VolumeSizeInGB": settings.training_volume_gb,
+                "VolumeKmsKeyId": settings.data_key_arn,
+            }
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": settings.training_max_runtime_seconds},
+        "Environment": {"DXOPS_DATASET_VERSION": dataset.dataset_version},
+    }
+    if arguments:
+        job["AppSpecification"]["ContainerArguments"] = arguments
+    return job
+
+
+def prepare_training_run(
+    request: TrainingRequest,
+    *,
+    name: str,
+    now: dt.datetime,
+    settings: TrainingRunSettings,
+    documents: JsonDocuments,
+    versions: ModelVersions,
+) -> TrainingPlan:
+    dataset = resolve_dataset(request, settings.curated_bucket, documents)
+    code = code_uri(settings, documents)
+    champion_record = versions.champion()
+    champion = (
+        ChampionRef(
+            package_version=champion_record.package_version,
+            package_arn=champion_record.package_arn,
+            model_version=champion_record.model_version,
+            model_data_url=champion_record.model_data_url,
+        )
+        if champion_record is not None
+        else None
+    )
+    job_name = f"dxops-{settings.dxops_environment}-{now:%Y%m%d%H%M%S}-{_digest(name)}"
+    training_job = _training_job(job_name, request, dataset, code, settings)
+    comparison_uri = f"s3://{settings.artifacts_bucket}/training/runs/{job_name}/comparison/"
+    return TrainingPlan(
+        run_name=name,
+        request=request,
+        dataset=dataset,
+        champion=champion,
+        training_job=training_job,
+        comparison_job=_comparison_job(
+            f"{job_name}-compare", training_job, dataset, champion, code, comparison_uri, settings
+        ),
+        comparison_uri=comparison_uri,
+        experiment_name=settings.experiment_name,
+        prepared_at=now,
+    )
+
+
+# --- Conclude ----------------------------------------------------------------------------------------
+
+
+def _headline(block: dict[str, Any] | None) -> dict[str, float | None]:
+    if not block:
+        return {}
+    return {key: (float(block[key]) if block.get(key) is not None else None) for key in HEADLINE_METRICS}
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _metrics_line(comparison: dict[str, Any]) -> str:
+    candidate, champion = _headline(comparison.get("candidate")), _headline(comparison.get("champion"))
+    parts = []
+    for key in ("macro_f1", "rare_recall", "ece"):
+        text = f"{key} {_fmt(candidate.get(key))}"
+        if champion:
+            text += f" (champion {_fmt(champion.get(key))})"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _previous_versions(versions: ModelVersions) -> list[dict[str, Any]]:
+    listed = sorted(versions.list_versions(), key=lambda v: v.package_version, reverse=True)
+    return [
+        {
+            "package_version": v.package_version,
+            "model_version": v.model_version,
+            "dataset_version": v.dataset_version,
+            "approval_status": v.approval_status,
+            "deployment_status": v.deployment_status,
+            "metrics": v.metrics,
+        }
+        for v in listed[:PREVIOUS_VERSIONS_LISTED]
+    ]
+
+
+def _package_request(
+    plan: TrainingPlan,
+    *,
+    model_data_url: str,
+    model_version: str,
+    code_version: str,
+    status: str,
+    evidence_uri: str,
+    comparison: dict[str, Any],
+    group: str,
+) -> dict[str, Any]:
+    code = plan.training_job["HyperParameters"]["sagemaker_submit_directory"]
+    metrics = _headline(comparison.get("candidate"))
+    properties = {
+        "dataset_version": plan.dataset.dataset_version,
+        "training_job": plan.training_job["TrainingJobName"],
+        "run_name": plan.run_name,
+        "model_version": model_version,
+        "code_version": code_version,
+        "reason": plan.request.reason,
+        "evidence_uri": evidence_uri,
+        **{f"metric_{key}": _fmt(value) for key, value in metrics.items()},
+    }
+    return {
+        "ModelPackageGroupName": group,
+        "ModelPackageDescription": f"{model_version} trained on {plan.dataset.dataset_version} ({plan.request.reason})",
+        "ModelApprovalStatus": status,
+        "InferenceSpecification": {
+            "Containers": [
+                {
+                    "Image": plan.training_job["AlgorithmSpecification"]["TrainingImage"],
+                    "ModelDataUrl": model_data_url,
+                    "Environment": {"SAGEMAKER_PROGRAM": INFERENCE_ENTRY, "SAGEMAKER_SUBMIT_DIRECTORY": code},
+                }
+            ],
+            "SupportedContentTypes": CONTENT_TYPES,
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        "ModelMetrics": {
+            "ModelQuality": {
+                "Statistics": {"ContentType": "application/json", "S3Uri": f"{plan.comparison_uri}comparison.json"}
+            }
+        },
+        "CustomerMetadataProperties": properties,
+    }
+
+
+def _code_version(plan: TrainingPlan) -> str:
+    # .../training/code/<sha256>/sourcedir.tar.gz
+    return str(plan.training_job["HyperParameters"]["sagemaker_submit_directory"]).rstrip("/").split("/")[-2]
+
+
+def conclude_training_run(
+    plan: TrainingPlan,
+    training_job: dict[str, Any],
+    *,
+    now: dt.datetime,
+    settings: TrainingRunSettings,
+    documents: JsonDocuments,
+    registry: ModelRegistry,
+    versions: ModelVersions,
+    experiments: ExperimentLog,
+) -> TrainingOutcome:
+    """training_job: DescribeTrainingJob of the finished job (what createTrainingJob.sync returns)."""
+    comparison = documents.read(f"{plan.comparison_uri}comparison.json")
+    if comparison is None:
+        raise DomainError("the comparison job wrote no comparison.json")
+    job_name = plan.training_job["TrainingJobName"]
+    model_data_url = training_job.get("ModelArtifacts", {}).get("S3ModelArtifacts") or candidate_artifact(
+        plan.training_job
+    )
+    model_version = str(comparison["candidate"]["model_version"])
+    evidence_uri = f"s3://{settings.artifacts_bucket}/training/runs/{job_name}/evidence.json"
+    passed = comparison.get("verdict") == "pass"
+    automatic = (
+        passed
+        and settings.approval_policy == "auto-if-clearly-better"
+        and plan.champion is not None
+        and bool(comparison.get("clearly_better"))
+    )
+    evidence = {
+        "run_name": plan.run_name,
+        "request": plan.request.model_dump(mode="json"),
+        "dataset": plan.dataset.model_dump(mode="json"),
+        "champion": plan.champion.model_dump(mode="json") if plan.champion else None,
+        "training_job": {
+            "name": job_name,
+            "arn": training_job.get("TrainingJobArn"),
+            "final_metrics": {m["MetricName"]: m["Value"] for m in training_job.get("FinalMetricDataList", [])},
+            "billable_seconds": training_job.get("BillableTimeInSeconds"),
+        },
+        "comparison": comparison,
+        "previous_versions": _previous_versions(versions),
+        "approval_policy": settings.approval_policy,
+        "decided_at": now.isoformat(),
+    }
+    metrics = _headline(comparison.get("candidate"))
+    experiments.record_run(
+        job_name,
+        parameters={
+            "dataset_version": plan.dataset.dataset_version,
+            "reason": plan.request.reason,
+            "verdict": str(comparison.get("verdict")),
+            **plan.training_job["HyperParameters"],
+        },
+        metrics={key: value for key, value in metrics.items() if value is not None},
+        artifacts={
+            "dataset": plan.dataset.table_uri,
+            "model": model_data_url,
+            "comparison": f"{plan.comparison_uri}comparison.json",
+            "evidence": evidence_uri,
+        },
+    )
+    line = _metrics_line(comparison)
+    if not passed:
+        reasons = [str(reason) for reason in comparison.get("reasons", [])] or ["the comparison rejected it"]
+        documents.write(evidence_uri, {**evidence, "decision": {"outcome": "rejected", "reasons": reasons}})
+        versions.put_rejection(
+            RejectedCandidate(
+                run_name=plan.run_name,
+                training_job=job_name,
+                model_version=model_version,
+                dataset_version=plan.dataset.dataset_version,
+                rejected_at=now,
+                reasons=reasons,
+                evidence_uri=evidence_uri,
+            )
+        )
+        return TrainingOutcome(
+            run_name=plan.run_name,
+            training_job=job_name,
+            outcome="rejected",
+            approval=None,
+            package_version=None,
+            package_arn=None,
+            model_version=model_version,
+            evidence_uri=evidence_uri,
+            review_timeout_seconds=settings.review_timeout_seconds,
+            subject=f"dxops {settings.dxops_environment}: candidate {model_version} rejected"[:100],
+            message="\n".join(
+                [f"Candidate {model_version} ({plan.run_name}) was rejected:", *reasons, line, evidence_uri]
+            ),
+        )
+    status = "Approved" if automatic else "PendingManualApproval"
+    documents.write(evidence_uri, {**evidence, "decision": {"outcome": "registered", "approval_status": status}})
+    package_arn, package_version = registry.register(
+        _package_request(
+            plan,
+            model_data_url=model_data_url,
+            model_version=model_version,
+            code_version=_code_version(plan),
+            status=status,
+            evidence_uri=evidence_uri,
+            comparison=comparison,
+            group=settings.model_package_group,
+        )
+    )
+    approval = None
+    if automatic:
+        difference = comparison.get("macro_f1_difference", {})
+        approval = ApprovalRecord(
+            package_version=package_version,
+            status="Approved",
+            decided_by=f"policy:{settings.approval_policy}",
+            decided_via="policy",
+            rationale=(
+                "clearly better than the champion: macro-F1 difference "
+                f"{_fmt(difference.get('estimate'))} [{_fmt(difference.get('low'))}, {_fmt(difference.get('high'))}]"
+            ),
+            decided_at=now,
+        )
+    versions.put_version(
+        ModelVersionRecord(
+            package_version=package_version,
+            package_arn=package_arn,
+            model_version=model_version,
+            run_name=plan.run_name,
+            training_job=job_name,
+            dataset_version=plan.dataset.dataset_version,
+            model_data_url=model_data_url,
+            registered_at=now,
+            metrics=metrics,
+            evidence_uri=evidence_uri,
+            approval_status=status,
+            approval=approval,
+        )
+    )
+    next_step = (
+        "approved by policy: deployment starts"
+        if automatic
+        else f"awaits review: POST /models/{package_version}/approval "
+        f"(or python -m tools.models approve {package_version})"
+    )
+    return TrainingOutcome(
+        run_name=plan.run_name,
+        training_job=job_name,
+        outcome="registered",
+        approval="automatic" if automatic else "manual",
+        package_version=package_version,
+        package_arn=package_arn,
+        model_version=model_version,
+        evidence_uri=evidence_uri,
+        review_timeout_seconds=settings.review_timeout_seconds,
+        subject=f"dxops {settings.dxops_environment}: model version {package_version} registered"[:100],
+        message="\n".join(
+            [
+                f"Candidate {model_version} ({plan.run_name}) is model version {package_version}; {next_step}.",
+                line,
+                evidence_uri,
+            ]
+        ),
+    )

@@ -1,0 +1,57 @@
+"""Template parameters resolved at deploy time, never typed in (template.yaml Metadata
+dxops.DeployTimeParameters names them and their resolvers).
+
+    python tools/deploy_parameters.py --region eu-west-1     ->  TrainingImageUri=141502667606.dkr...
+
+`make deploy` passes the output to `sam deploy --parameter-overrides`; the local cloud calls the
+same resolvers when it deploys the template (localcloud/cloud.py), so both use one image URI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from samtranslator.yaml_helper import yaml_parse  # type: ignore[import-untyped,unused-ignore]
+
+ROOT = Path(__file__).resolve().parents[1]
+XGBOOST_FRAMEWORK_VERSION = "3.0-5"  # the image's Python (3.10) is what ml/ is tested on (make ml-compat)
+
+
+@functools.lru_cache(maxsize=8)
+def training_image_uri(region: str) -> str:
+    """The SageMaker XGBoost framework image of this region, from the sagemaker SDK's own table."""
+    with warnings.catch_warnings():  # the SDK's modules raise SyntaxWarnings on import (3.13)
+        warnings.simplefilter("ignore")
+        from sagemaker.core import image_uris  # noqa: PLC0415 - heavy: imported when needed
+
+    return str(image_uris.retrieve("xgboost", region=region, version=XGBOOST_FRAMEWORK_VERSION))
+
+
+def resolvers(template: Path = ROOT / "template.yaml") -> dict[str, Callable[[str], str]]:
+    """Parameter name -> resolver (a function of the region), from the template's Metadata."""
+    named = yaml_parse(template.read_text()).get("Metadata", {}).get("dxops", {}).get("DeployTimeParameters", {})
+    found = {}
+    for parameter, target in named.items():
+        module, _, function = str(target).partition(":")
+        found[parameter] = getattr(importlib.import_module(module), function)
+    return found
+
+
+def resolve(region: str, template: Path = ROOT / "template.yaml") -> dict[str, str]:
+    return {name: resolver(region) for name, resolver in resolvers(template).items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--region", required=True)
+    args = parser.parse_args()
+    print(" ".join(f"{name}={value}" for name, value in resolve(args.region).items()))
+
+
+if __name__ == "__main__":
+    main()
