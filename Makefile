@@ -116,9 +116,11 @@ schemas: $(PY) ## export the JSON Schemas of the API and storage formats to arti
 build: $(PY) ## sam build (needs python3.13 on PATH: the venv provides it)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --cached --parallel
 
-deploy: build ## sam deploy (CONFIG_ENV=dev|prod), then upload the Glue jobs' library (tools/publish_glue_libraries.py)
-	$(VENV)/bin/sam deploy --config-env $(CONFIG_ENV)
-	$(PY) tools/publish_glue_libraries.py --stack-name $$($(PY) -c "import tomllib; c = tomllib.load(open('samconfig.toml', 'rb')); print(c['$(CONFIG_ENV)']['deploy']['parameters']['stack_name'])")
+deploy: build ## sam deploy (CONFIG_ENV=dev|prod) with the deploy-time parameters, then publish the Glue library and the training code
+	$(VENV)/bin/sam deploy --config-env $(CONFIG_ENV) \
+		--parameter-overrides "$$($(PY) tools/deploy_parameters.py --config-env $(CONFIG_ENV))"
+	$(PY) tools/publish_glue_libraries.py --stack-name $$($(PY) tools/deploy_parameters.py --config-env $(CONFIG_ENV) --field stack_name)
+	$(PY) tools/publish_training_code.py --stack-name $$($(PY) tools/deploy_parameters.py --config-env $(CONFIG_ENV) --field stack_name)
 
 clean: ## remove environments, build output and artifacts
 	rm -rf $(VENV) $(CHECKOV_VENV) $(SAGEMAKER_VENV) .aws-sam artifacts .pytest_cache .mypy_cache .ruff_cache

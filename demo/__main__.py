@@ -1,8 +1,11 @@
 """dxops on the local cloud: clinical records over HTTP (SigV4) to the local REST API, device
 bindings through the API, device readings over real MQTT through the template's IoT rule, then
 reconcile what landed in S3; the raw objects trigger the data-processing state machine (Glue ETL in
-local Spark, data-quality gate, a published dataset version); one patient is erased (GDPR);
-finally the model is trained under the SageMaker container contract and evaluated.
+local Spark, data-quality gate, a published dataset version); its DatasetReady event starts the
+training state machine (SageMaker training job, comparison, registration), a reviewer approves the
+version through the API, the deployment state machine puts it on the endpoint (blue/green, smoke
+test) and POST /predict answers; one patient is erased (GDPR); finally a larger model is trained
+under the SageMaker container contract and evaluated on an independent cohort.
 
 Writes artifacts/demo/summary.json and the model's evaluation report in artifacts/model/.
 """
@@ -281,6 +284,124 @@ def process_data(cloud: LocalCloud, stored: dict[str, int]) -> dict[str, Any]:
     }
 
 
+LIFECYCLE_HYPERPARAMETERS = {"candidates": "logreg+class_weights,xgboost+class_weights", "repeats": "1"}
+PREDICTION_REQUESTS, PREDICTION_BATCH = 20, 10
+
+
+def _sfn(cloud: LocalCloud) -> Any:
+    return boto3.client("stepfunctions", endpoint_url=cloud.endpoint)
+
+
+def _wait(condition: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(1)
+    return value
+
+
+def model_lifecycle(cloud: LocalCloud, api_url: str, dataset_version: str) -> dict[str, Any]:
+    step("Model lifecycle: DatasetReady -> training job -> comparison -> registry -> approval -> deployment")
+    run_name = f"dataset-{dataset_version}"
+    training = _wait(
+        lambda: [e for e in _executions(cloud, "TrainingStateMachineArn") if e["name"] == run_name], 60, run_name
+    )[0]
+    say(f"  DatasetReady started training run {training['name']}")
+    versions = _wait(lambda: call_api(f"{api_url}/models", "GET").body, 900, "a registered model version")
+    version = versions[0]
+    say(
+        f"  registered model version {version['package_version']} ({version['model_version']}): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in version["metrics"].items() if v is not None)
+    )
+    approval_url = f"{api_url}/models/{version['package_version']}/approval"
+    say(f"  awaiting review (waitForTaskToken); the demo reviews it: POST {approval_url.removeprefix(api_url)}")
+    decision = call_api(
+        approval_url,
+        "POST",
+        {"decision": "approve", "rationale": "Demo review: metrics and model card read; approved for the demo."},
+    )
+    say(f"  approval: HTTP {decision.status}, {decision.body.get('status')} by {decision.body.get('decided_by')}")
+    sfn = _sfn(cloud)
+    deployments = _wait(lambda: _executions(cloud, "DeploymentStateMachineArn"), 120, "a deployment")
+    deployment = _wait(
+        lambda: (d := sfn.describe_execution(executionArn=deployments[0]["executionArn"]))["status"] != "RUNNING" and d,
+        600,
+        "the deployment",
+    )
+    say(f"  deployment {deployment['name']}: {deployment['status']}")
+    endpoint_name = cloud.outputs["EndpointName"]
+    endpoint = boto3.client("sagemaker", endpoint_url=cloud.endpoint).describe_endpoint(EndpointName=endpoint_name)
+    say(f"  endpoint {endpoint_name}: {endpoint['EndpointStatus']} ({endpoint['EndpointConfigName']})")
+    step(
+        f"POST /predict: {PREDICTION_REQUESTS} requests of 1 record and 1 batch of {PREDICTION_BATCH}; POST /diagnoses"
+    )
+    # Patients the model never saw (another seed of the simulator), as a hospital would send them.
+    records, defects, _ = synthetic_cohort(seed=11)
+    intact = [r for i, r in enumerate(records) if i not in defects and r.get("diagnosis")][: PREDICTION_REQUESTS + 10]
+    statuses: Counter[int] = Counter()
+    served, hits = 0, 0
+    for record in intact[:PREDICTION_REQUESTS]:
+        answer = call_api(f"{api_url}/predict", "POST", {"records": [record], "top_k": 3, "explain": True})
+        statuses[answer.status] += 1
+        if answer.status == 200:
+            served += len(answer.body["predictions"])
+            top3 = [d["code"] for d in answer.body["predictions"][0]["diagnoses"][:3]]
+            hits += record["diagnosis"]["code"] in top3
+    batch = call_api(f"{api_url}/predict", "POST", {"records": intact[:PREDICTION_BATCH], "top_k": 3, "explain": False})
+    statuses[batch.status] += 1
+    served += len(batch.body.get("predictions", [])) if batch.status == 200 else 0
+    say(
+        f"  HTTP statuses {dict(statuses)}; {served} predictions served; confirmed diagnosis in the top 3 for "
+        f"{hits} of {PREDICTION_REQUESTS} new patients (a model of {RECORDS} records: a demonstration, not a figure)"
+    )
+    confirmed = [
+        {
+            "record_id": r["record_id"],
+            "source": r["source"],
+            "patient_id": r["patient_id"],
+            "diagnosis": {"code": r["diagnosis"]["code"], "status": "confirmed"},
+            "confirmed_at": r["encounter_date"],
+        }
+        for r in intact[:PREDICTION_REQUESTS]
+    ]
+    labels = call_api(f"{api_url}/diagnoses", "POST", {"diagnoses": confirmed})
+    say(f"  POST /diagnoses: HTTP {labels.status}, {labels.body.get('stored')} confirmed diagnoses stored")
+    stored = len(cloud.ndjson_lines(cloud.outputs["MonitoringBucketName"], "predictions/"))
+    shown = call_api(f"{api_url}/models/{version['package_version']}", "GET").body
+    checks = {
+        "dataset_ready_started_one_training": len(_executions(cloud, "TrainingStateMachineArn")) == 1,
+        "version_approved_through_the_api": decision.status == 200 and shown["approval_status"] == "Approved",
+        "deployment_succeeded": deployment["status"] == "SUCCEEDED" and endpoint["EndpointStatus"] == "InService",
+        "predict_answered_every_request": set(statuses) == {200},
+        "predictions_stored_for_monitoring": stored == served,
+    }
+    for name, ok in checks.items():
+        say(f"  {'OK  ' if ok else 'FAIL'} {name}")
+    return {
+        "training_run": training["name"],
+        "model": {
+            "package_version": shown["package_version"],
+            "model_version": shown["model_version"],
+            "dataset_version": shown["dataset_version"],
+            "metrics": shown["metrics"],
+            "evidence_uri": shown["evidence_uri"],
+        },
+        "approval": shown["approval"],
+        "endpoint": {
+            "name": endpoint_name,
+            "status": endpoint["EndpointStatus"],
+            "config": endpoint["EndpointConfigName"],
+            "deployment": deployment["name"],
+        },
+        "predictions_served": served,
+        "predictions_stored": stored,
+        "top3_hits_new_patients": f"{hits}/{PREDICTION_REQUESTS}",
+        "diagnoses_stored": labels.body.get("stored"),
+        "checks": checks,
+    }
+
+
 def erase_patient(cloud: LocalCloud, api_url: str, site: str, patient_id: str) -> dict[str, Any]:
     step("GDPR erasure of one patient (a monitored one: records, device readings and binding)")
     raw = cloud.outputs["RawBucketName"]
@@ -375,7 +496,17 @@ def train_model() -> dict[str, Any]:
 def main() -> int:
     started = time.perf_counter()
     step("Starting the local cloud (moto server) and deploying template.yaml")
-    parameters = {"TriggerWindowSeconds": str(TRIGGER_WINDOW_SECONDS), "TriggerSettleSeconds": "2"}
+    parameters = {
+        "TriggerWindowSeconds": str(TRIGGER_WINDOW_SECONDS),
+        "TriggerSettleSeconds": "2",
+        # The model lifecycle at demo speed: instance hosting (blue/green, data capture) with short
+        # waits, manual review (the demo is the reviewer), quick training settings.
+        "InferenceMode": "instance",
+        "BakeSeconds": "2",
+        "DeploymentPollSeconds": "2",
+        "ApprovalPolicy": "manual",
+        "TrainingHyperparameters": json.dumps(LIFECYCLE_HYPERPARAMETERS),
+    }
     with LocalCloud.start(server=True, parameters=parameters) as cloud, serve_api(cloud) as api:
         api_url = api.base_url()
         say(f"  {'AWS endpoint':24s} {cloud.endpoint}")
@@ -402,6 +533,12 @@ def main() -> int:
         result = reconcile(cloud, clinical, devices)
         with open(ARTIFACTS / "lambda.log", "a") as log, contextlib.redirect_stdout(log):
             processing = process_data(cloud, result["stored"])
+            published = processing["published"]
+            lifecycle = (
+                model_lifecycle(cloud, api_url, published["dataset_version"])
+                if published
+                else {"checks": {"model_lifecycle_ran": False}}
+            )
             erasure = erase_patient(cloud, api_url, site, monitored[0])
         clocks = {
             "scheduled_rules": scheduled_rules,
@@ -414,6 +551,7 @@ def main() -> int:
         "backend": "localcloud (moto server, REST API over HTTP, MQTT broker)",
         "ingestion": {"clinical": clinical, "devices": devices, **result},
         "data_processing": processing,
+        "model_lifecycle": lifecycle,
         "erasure": erasure,
         "model": model,
         "clocks": clocks,
@@ -421,7 +559,13 @@ def main() -> int:
     }
     (ARTIFACTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     say(f"\nsummary: {ARTIFACTS / 'summary.json'} ({summary['seconds']} s)")
-    checks = {**result["checks"], **processing["checks"], **erasure["checks"], **model["checks"]}
+    checks = {
+        **result["checks"],
+        **processing["checks"],
+        **lifecycle["checks"],
+        **erasure["checks"],
+        **model["checks"],
+    }
     return 0 if all(checks.values()) else 1
 
 

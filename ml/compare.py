@@ -35,6 +35,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -66,6 +67,7 @@ from ml.train import (
 )
 
 COMPARISON_JSON, COMPARISON_MD = "comparison.json", "comparison.md"
+CANDIDATE_DOCUMENTS = ("model_card.md", "evaluation.json")
 PROCESSING = "/opt/ml/processing"
 SPLIT_KINDS = ("holdout", "hashed")
 COHORT_COLUMNS = ("sex", "source")  # categorical cohorts, when the table has them
@@ -670,7 +672,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         inputs = _inputs(args, root)
         with tempfile.TemporaryDirectory(prefix="dxops-compare-") as scratch:
             document = compare(inputs, tolerances, bootstrap, Path(scratch))
-        write(inputs.out, document)
+            write(inputs.out, document)
+            # The candidate's card and evaluation go with the comparison: the registry references
+            # them (a reviewer reads them without unpacking model.tar.gz).
+            candidate = model_directory(inputs.candidate, Path(scratch))
+            for name in CANDIDATE_DOCUMENTS:
+                if candidate is not None and (candidate / name).is_file():
+                    shutil.copyfile(candidate / name, inputs.out / f"candidate_{name}")
     except Exception as error:  # every failure is reported, none with a record's value
         message = failure_message(error)
         print(message, file=sys.stderr, flush=True)

@@ -2,9 +2,12 @@
 dxops.DeployTimeParameters names them and their resolvers).
 
     python tools/deploy_parameters.py --region eu-west-1     ->  TrainingImageUri=141502667606.dkr...
+    python tools/deploy_parameters.py --config-env prod      ->  samconfig.toml's overrides of prod, then these
+    python tools/deploy_parameters.py --config-env prod --field stack_name   ->  dxops-prod
 
-`make deploy` passes the output to `sam deploy --parameter-overrides`; the local cloud calls the
-same resolvers when it deploys the template (localcloud/cloud.py), so both use one image URI.
+`make deploy` passes the output to `sam deploy --parameter-overrides` (which replaces samconfig's
+own overrides, hence both); the local cloud calls the same resolvers when it deploys the template
+(localcloud/cloud.py), so both use one image URI.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import tomllib
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -46,11 +50,28 @@ def resolve(region: str, template: Path = ROOT / "template.yaml") -> dict[str, s
     return {name: resolver(region) for name, resolver in resolvers(template).items()}
 
 
+def samconfig(environment: str) -> dict[str, str]:
+    """stack_name, region and parameter_overrides of an environment of samconfig.toml."""
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())[environment]
+    return {**config["global"]["parameters"], **config["deploy"]["parameters"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--region", required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--region")
+    where.add_argument("--config-env", help="an environment of samconfig.toml (dev, prod)")
+    parser.add_argument("--field", help="print this samconfig.toml field of the environment instead")
     args = parser.parse_args()
-    print(" ".join(f"{name}={value}" for name, value in resolve(args.region).items()))
+    if args.config_env is None:
+        print(" ".join(f"{name}={value}" for name, value in resolve(args.region).items()))
+        return
+    config = samconfig(args.config_env)
+    if args.field:
+        print(config[args.field])
+        return
+    resolved = " ".join(f"{name}={value}" for name, value in resolve(config["region"]).items())
+    print(f"{config.get('parameter_overrides', '')} {resolved}".strip())
 
 
 if __name__ == "__main__":

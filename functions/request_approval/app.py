@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dxops.adapters.model_versions import DynamoDbModelVersions
 from dxops.adapters.sagemaker import SageMakerModelRegistry
+from dxops.adapters.stepfunctions import StepFunctionsTaskTokens
 from dxops.domain.approvals import expire_approval, request_approval
 from dxops.observability import logger, tracer
 from dxops.schemas.models import ApprovalTask, ExpireApprovalRequest
@@ -20,6 +21,7 @@ from dxops.settings import ApprovalSettings, load_settings
 settings = load_settings(ApprovalSettings)
 versions = DynamoDbModelVersions(settings.model_versions_table)
 registry = SageMakerModelRegistry()
+tokens = StepFunctionsTaskTokens()
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -27,7 +29,7 @@ registry = SageMakerModelRegistry()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "task_token" in event:
         task = parse(event=event, model=ApprovalTask)
-        request_approval(task, versions)
+        request_approval(task, versions, tokens)
         logger.info("approval requested", extra={"package_version": task.outcome.package_version})
         return {"package_version": task.outcome.package_version, "waiting": True}
     expiry = parse(event=event, model=ExpireApprovalRequest)

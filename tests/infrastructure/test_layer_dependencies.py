@@ -25,6 +25,21 @@ FUNCTION_ENV = {
 }
 
 
+PARAMETERS = _SAM.get("Parameters", {})
+
+
+def _placeholder(value: object) -> str:
+    """What a variable holds once deployed: a parameter's default, a !Sub with its names filled in,
+    a stand-in for a resource reference."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Ref" in value and "Default" in PARAMETERS.get(value["Ref"], {}):
+        return str(PARAMETERS[value["Ref"]]["Default"])
+    if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        return re.sub(r"\$\{[^}]+\}", "placeholder", value["Fn::Sub"])
+    return "100"
+
+
 def _pins(path: Path) -> dict[str, str]:
     pins = {}
     for line in path.read_text().splitlines():
@@ -62,14 +77,13 @@ def test_handlers_import_with_only_the_layer_and_the_runtime(tmp_path: Path) -> 
             "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
             "assert callable(module.lambda_handler)"
         )
-        # Every variable the template gives the function: its literal value, or a placeholder
-        # where the template refers to a resource or parameter.
+        # Every variable the template gives the function, as deployed (or a stand-in).
         variables = {**GLOBAL_ENV, **FUNCTION_ENV[handler.parent.name]}
         lambda_env = {
             "PATH": os.environ["PATH"],
             "AWS_DEFAULT_REGION": "eu-west-1",
             "POWERTOOLS_TRACE_DISABLED": "true",
-            **{name: value if isinstance(value, str) else "100" for name, value in variables.items()},
+            **{name: _placeholder(value) for name, value in variables.items()},
         }
         completed = subprocess.run(
             [str(python), "-c", probe], capture_output=True, text=True, env=lambda_env, check=False, cwd=tmp_path

@@ -17,13 +17,20 @@ from samtranslator.translator.transform import transform  # type: ignore[import-
 from samtranslator.yaml_helper import yaml_parse  # type: ignore[import-untyped,unused-ignore]
 
 from dxops.settings import (
+    ApprovalSettings,
     BeginErasureSettings,
     CompleteErasureSettings,
     DatasetPipelineSettings,
     DatasetTriggerSettings,
+    DeploymentSettings,
+    DeploymentTriggerSettings,
     EraseRawObjectsSettings,
     IngestApiSettings,
     IngestDeviceSettings,
+    ModelsApiSettings,
+    PredictApiSettings,
+    TrainingRunSettings,
+    TrainingTriggerSettings,
 )
 from tools.publish_glue_libraries import builders
 
@@ -51,10 +58,19 @@ SETTINGS_MODELS = {
     "BeginErasureFunction": BeginErasureSettings,
     "EraseRawObjectsFunction": EraseRawObjectsSettings,
     "CompleteErasureFunction": CompleteErasureSettings,
+    "PredictApiFunction": PredictApiSettings,
+    "StartTrainingFunction": TrainingTriggerSettings,
+    "PrepareTrainingRunFunction": TrainingRunSettings,
+    "ConcludeTrainingRunFunction": TrainingRunSettings,
+    "RequestApprovalFunction": ApprovalSettings,
+    "ModelsApiFunction": ModelsApiSettings,
+    "DeploymentTriggerFunction": DeploymentTriggerSettings,
+    "PrepareDeploymentFunction": DeploymentSettings,
+    "VerifyDeploymentFunction": DeploymentSettings,
 }
 # The front doors (API, devices) reserve concurrency; the pipeline's functions are bounded by
 # their callers (an event source mapping's MaximumConcurrency, the state machine).
-FRONT_DOORS = {"IngestApiFunction", "IngestDeviceFunction"}
+FRONT_DOORS = {"IngestApiFunction", "IngestDeviceFunction", "PredictApiFunction"}
 POWERTOOLS_ENV = {
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
@@ -263,7 +279,7 @@ def test_access_logs_bucket_is_encrypted_private_versioned_and_expires(resources
         for name, r in of_type(resources, "AWS::S3::Bucket").items()
         if "LoggingConfiguration" in r["Properties"]
     }
-    assert set(logged) == {"RawBucket", "CuratedBucket"}
+    assert set(logged) == {"RawBucket", "CuratedBucket", "MonitoringBucket"}
     assert len(delivery) == len(logged)
     for statement in delivery:
         assert statement["Principal"] == {"Service": "logging.s3.amazonaws.com"}
@@ -347,6 +363,17 @@ def test_every_log_group_is_encrypted_retained_and_covered_by_the_key_policy(res
         "EraseRawObjectsLogGroup",
         "CompleteErasureLogGroup",
         "ErasureLogGroup",
+        "PredictApiLogGroup",
+        "StartTrainingLogGroup",
+        "PrepareTrainingRunLogGroup",
+        "ConcludeTrainingRunLogGroup",
+        "RequestApprovalLogGroup",
+        "ModelsApiLogGroup",
+        "TrainingLogGroup",
+        "DeploymentTriggerLogGroup",
+        "PrepareDeploymentLogGroup",
+        "VerifyDeploymentLogGroup",
+        "DeploymentLogGroup",
     }
     for group in groups.values():
         props = group["Properties"]
@@ -435,6 +462,9 @@ LOG_DELIVERY_ACTIONS = {
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
 }
+# Actions with no resource-level permissions either; each statement granting one on "*" limits it
+# by a condition where IAM offers one (PutMetricData: its namespace).
+NO_RESOURCE_LEVEL_ACTIONS = {"cloudwatch:PutMetricData", "ecr:GetAuthorizationToken"}
 
 
 def _role_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
@@ -460,6 +490,18 @@ def test_no_iam_role_has_wildcard_actions_or_unscoped_resources(resources: dict[
         "CompleteErasureFunctionRole",
         "ErasureStateMachineRole",
         "ErasureJobRole",
+        "PredictApiFunctionRole",
+        "StartTrainingFunctionRole",
+        "PrepareTrainingRunFunctionRole",
+        "ConcludeTrainingRunFunctionRole",
+        "RequestApprovalFunctionRole",
+        "ModelsApiFunctionRole",
+        "TrainingStateMachineRole",
+        "DeploymentTriggerFunctionRole",
+        "PrepareDeploymentFunctionRole",
+        "VerifyDeploymentFunctionRole",
+        "DeploymentStateMachineRole",
+        "SageMakerExecutionRole",
     }
     for name, role in roles.items():
         assert set(role["Properties"].get("ManagedPolicyArns", [])) <= ALLOWED_MANAGED_POLICIES, name
@@ -474,7 +516,7 @@ def test_no_iam_role_has_wildcard_actions_or_unscoped_resources(resources: dict[
             for action in as_list(statement["Action"]):
                 assert "*" not in action, (name, action)
             for resource in as_list(statement["Resource"]):
-                if set(as_list(statement["Action"])) <= LOG_DELIVERY_ACTIONS:
+                if set(as_list(statement["Action"])) <= LOG_DELIVERY_ACTIONS | NO_RESOURCE_LEVEL_ACTIONS:
                     continue  # these CloudWatch Logs actions support no resource-level permissions
                 assert resource != "*", (name, statement)
                 assert not render(resource).endswith(".Arn>/*"), (name, "whole-bucket object access")
@@ -557,6 +599,13 @@ def test_every_api_method_requires_iam_and_uses_no_caller_credentials(resources:
         ("/devices/{device_id}/binding", "delete"),
         ("/erasure-requests", "post"),
         ("/erasure-requests/{request_id}", "get"),
+        ("/predict", "post"),
+        ("/diagnoses", "post"),
+        ("/trainings", "post"),
+        ("/models", "get"),
+        ("/models/{version}", "get"),
+        ("/models/{version}/approval", "post"),
+        ("/models/rollback", "post"),
     }
     for key, op in methods.items():
         assert op["security"] == [{"AWS_IAM": []}], key
@@ -601,11 +650,16 @@ def test_api_stage_throttles_traces_and_never_logs_bodies(resources: dict[str, A
         assert forbidden not in lowered, forbidden
 
 
-def test_api_invoke_permissions_are_scoped_to_the_api_routes(resources: dict[str, Any]) -> None:
+def test_invoke_permissions_are_scoped_to_the_api_routes_and_the_rules(resources: dict[str, Any]) -> None:
     permissions = of_type(resources, "AWS::Lambda::Permission")
     assert permissions
+    rules = of_type(resources, "AWS::Events::Rule")
     for permission in permissions.values():
         props = permission["Properties"]
+        if props["Principal"] == "events.amazonaws.com":  # an EventBridge rule (or schedule) of this stack
+            (rule, attribute) = props["SourceArn"]["Fn::GetAtt"]
+            assert rule in rules and attribute == "Arn"
+            continue
         assert props["Principal"] == "apigateway.amazonaws.com"
         assert render(props["SourceArn"]).split(":")[-1].startswith("<IngestApi>/")
 
@@ -702,6 +756,12 @@ def test_outputs(cfn: dict[str, Any]) -> None:
         "AlertsTopicArn",
         "ErasureStateMachineArn",
         "AuditBucketName",
+        "TrainingStateMachineArn",
+        "DeploymentStateMachineArn",
+        "ModelPackageGroupName",
+        "ModelVersionsTableName",
+        "EndpointName",
+        "MonitoringBucketName",
     }
     assert render(outputs["ApiUrl"]["Value"]) == (
         "https://<IngestApi>.execute-api.<AWS::Region>.<AWS::URLSuffix>/<Environment>"
@@ -849,6 +909,8 @@ def test_runs_that_time_out_or_are_stopped_and_dead_letters_alert(resources: dic
     assert rule["EventPattern"]["detail"]["stateMachineArn"] == [
         {"Ref": "DataProcessingStateMachine"},
         {"Ref": "ErasureStateMachine"},
+        {"Ref": "TrainingStateMachine"},
+        {"Ref": "DeploymentStateMachine"},
     ]
     assert rule["Targets"] == [{"Id": "AlertsTopic", "Arn": {"Ref": "AlertsTopic"}}]
     dlqs = {name for name, r in of_type(resources, "AWS::SQS::Queue").items() if name.endswith("Dlq")}
@@ -856,5 +918,6 @@ def test_runs_that_time_out_or_are_stopped_and_dead_letters_alert(resources: dic
         a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
         for a in of_type(resources, "AWS::CloudWatch::Alarm").values()
         if a["Properties"]["AlarmActions"] == [{"Ref": "AlertsTopic"}]
+        and "Fn::GetAtt" in a["Properties"]["Dimensions"][0]["Value"]
     }
     assert dlqs <= alarmed

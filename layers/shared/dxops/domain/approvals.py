@@ -2,7 +2,7 @@
 a reviewer approves or rejects it through the API, or the wait times out.
 
 request_approval   keeps the waiting execution's task token with the version (the notification is
-                   the state machine's).
+                   the state machine's); a version decided already answers the token at once.
 decide_approval    records the reviewer's identity, decision and rationale (once: a version is
                    decided at most once), sets the package's status in the registry (Approved starts
                    the deployment through the registry's state-change event) and resumes the waiting
@@ -30,11 +30,23 @@ class NotPending(DomainError):
     """The version was decided already (or was never waiting for a person)."""
 
 
-def request_approval(task: ApprovalTask, versions: ModelVersions) -> None:
+def request_approval(task: ApprovalTask, versions: ModelVersions, tokens: TaskTokens) -> None:
+    """Keep the token with the version. A reviewer may have decided between the registration and
+    this step (before any token was stored): the decision then answers the token at once."""
     outcome = task.outcome
     if outcome.package_version is None:
         raise DomainError("only a registered version waits for approval")
-    versions.set_task_token(outcome.package_version, task.task_token)
+    try:
+        versions.set_task_token(outcome.package_version, task.task_token)
+    except NotPending:
+        record = versions.get(outcome.package_version)
+        if record is None or record.approval is None:
+            raise
+        if record.approval.status == "Approved":
+            tokens.succeed(task.task_token, record.approval.model_dump_json())
+        else:
+            cause = json.dumps({"package_version": outcome.package_version, "by": record.approval.decided_by})
+            tokens.fail(task.task_token, REJECTED_ERROR, cause)
 
 
 def decide_approval(

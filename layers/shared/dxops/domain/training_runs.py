@@ -346,6 +346,9 @@ def _package_request(
         "code_version": code_version,
         "reason": plan.request.reason,
         "evidence_uri": evidence_uri,
+        # written by the comparison job next to comparison.json (ml/compare.py)
+        "model_card_uri": f"{plan.comparison_uri}candidate_model_card.md",
+        "comparison_report_uri": f"{plan.comparison_uri}comparison.md",
         **{f"metric_{key}": _fmt(value) for key, value in metrics.items()},
     }
     return {
