@@ -1,4 +1,5 @@
-"""No patient identifier, name, date of birth or free text in any log line of the ingestion paths.
+"""No patient identifier, name, date of birth or free text in any log line of the ingestion and
+prediction paths.
 
 The scenario runs in a subprocess with LOG_LEVEL=DEBUG so that every byte either function writes
 to stdout or stderr is captured, whatever logger or print produced it. It also checks what was
@@ -21,7 +22,7 @@ SECRETS = (*PATIENT_IDS, "Jane Roe", "Elm Street 12", "1961-03-04", "complains o
 SCENARIO = r"""
 import json, boto3
 from localcloud.cloud import LocalCloud
-from tests.integration.api_events import post_records, sqs_event
+from tests.integration.api_events import load_event, post_records, sqs_event
 from tests.integration.api_events import put_binding
 from tests.records import clinical_record, device_publication, rule_envelope, with_change
 
@@ -63,10 +64,22 @@ with LocalCloud.start() as cloud:
         rule_envelope({**device_publication(), "patient_id": records[1]["patient_id"], "notes": "Jane Roe"}),
         "Jane Roe complains of dizziness",
     ]))
+    # The prediction API: bad records, a record while no model is deployed (503), late labels.
+    predict = load_event("predict_api/post_predict.json")
+    for body in (records[0], {"records": records, "top_k": 3},
+                 clinical_record(0, notes="Jane Roe complains of dizziness"),
+                 with_change(clinical_record(1), "phenotypes.0.hpo_id", "Jane Roe")):
+        cloud.invoke("PredictApiFunction", {**predict, "body": json.dumps(body)})
+    labels = load_event("predict_api/post_diagnoses.json")
+    confirmed = {"diagnoses": [{"record_id": "rec-00000", "source": "site-a", "patient_id": records[0]["patient_id"],
+                                "diagnosis": {"code": "ORPHA:558", "status": "confirmed"},
+                                "confirmed_at": "2026-11-20"}]}
+    cloud.invoke("PredictApiFunction", {**labels, "body": json.dumps(confirmed)})
+    cloud.invoke("PredictApiFunction", {**labels, "body": json.dumps({"diagnoses": [{"record_id": "Jane Roe"}]})})
     s3 = boto3.client("s3")
-    bucket = cloud.outputs["RawBucketName"]
     stored = [s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read().decode()
-              for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+              for bucket in (cloud.outputs["RawBucketName"], cloud.outputs["MonitoringBucketName"])
+              for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
     items = boto3.client("dynamodb").scan(TableName=cloud.outputs["IdempotencyTableName"])["Items"]
     with open(OUT, "w") as fh:
         json.dump({"objects": stored, "idempotency_items": items, "responses": RESPONSES}, fh, default=str)
