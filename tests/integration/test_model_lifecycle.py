@@ -251,6 +251,24 @@ def test_a_broken_model_fails_its_deployment_and_the_previous_version_keeps_serv
     assert item["deployment_status"]["S"] == "failed"
 
 
+def test_an_endpoint_alarm_during_the_canary_rolls_the_update_back(cloud: LocalCloud, champion: dict[str, Any]) -> None:
+    """The template's error alarm in ALARM while the canary bakes: SageMaker's automatic rollback."""
+    cloudwatch = boto3.client("cloudwatch")
+    alarm = "dxops-dev-endpoint-errors"
+    before = deployment_names(cloud)
+    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test: 5xx errors of the canary")
+    try:
+        _register_by_hand(package(1)["InferenceSpecification"]["Containers"][0]["ModelDataUrl"], "canary-1")
+        deployment = last_deployment(cloud, before)
+    finally:
+        cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="test: over")
+
+    assert deployment["status"] == "FAILED"
+    assert "RolledBackBySageMaker" in states_entered(deployment["executionArn"])
+    code, answer = predict(cloud)
+    assert code == 200 and answer["model_version"] == champion["model_version"]
+
+
 def test_rollback_by_one_api_call_restores_the_previous_version(cloud: LocalCloud, champion: dict[str, Any]) -> None:
     before = deployment_names(cloud)
     newer = _register_by_hand(

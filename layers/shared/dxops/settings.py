@@ -169,7 +169,8 @@ class DeploymentSettings(FunctionSettings):
     serverless_max_concurrency: int = Field(default=5, alias="SERVERLESS_MAX_CONCURRENCY", ge=1, le=200)
     capture_uri: str = Field(alias="CAPTURE_URI", pattern=r"^s3://.+")
     capture_sampling_percent: int = Field(default=100, alias="CAPTURE_SAMPLING_PERCENT", ge=0, le=100)
-    canary_percent: int = Field(default=10, alias="CANARY_PERCENT", ge=1, le=50)
+    traffic_shifting: Literal["CANARY", "LINEAR"] = Field(default="CANARY", alias="TRAFFIC_SHIFTING")
+    canary_percent: int = Field(default=10, alias="CANARY_PERCENT", ge=1, le=50)  # LINEAR: each step's share
     bake_seconds: int = Field(default=600, alias="BAKE_SECONDS", ge=0, le=3600)
     rollback_alarms: CommaList = Field(default_factory=list, alias="ROLLBACK_ALARMS")
     raw_bucket: str = Field(alias="RAW_BUCKET", min_length=3)

@@ -138,21 +138,22 @@ def _endpoint_config(
 
 
 def deployment_config(settings: DeploymentSettings) -> dict[str, Any]:
-    """Blue/green: a canary share of capacity first, baked under the alarms, then the rest.
+    """Blue/green: a canary share of capacity first, baked under the alarms, then the rest (or linear
+    steps of that share, each baked).
     Serverless endpoints take no blue/green guardrails on AWS: their updates swap at once, with no
     alarm-driven rollback (the smoke test still guards them)."""
     alarms = {"AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in settings.rollback_alarms]}}
     if settings.inference_mode == "serverless":
         return {}
+    step = {"Type": "CAPACITY_PERCENT", "Value": settings.canary_percent}
+    routing: dict[str, Any] = {"Type": settings.traffic_shifting, "WaitIntervalInSeconds": settings.bake_seconds}
+    routing["CanarySize" if settings.traffic_shifting == "CANARY" else "LinearStepSize"] = step
+    steps = 2 if settings.traffic_shifting == "CANARY" else -(-100 // settings.canary_percent)
     return {
         "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {
-                "Type": "CANARY",
-                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": settings.canary_percent},
-                "WaitIntervalInSeconds": settings.bake_seconds,
-            },
+            "TrafficRoutingConfiguration": routing,
             "TerminationWaitInSeconds": settings.bake_seconds,
-            "MaximumExecutionTimeoutInSeconds": max(600, 3 * settings.bake_seconds + 600),
+            "MaximumExecutionTimeoutInSeconds": min(28_800, max(600, (steps + 1) * settings.bake_seconds + 600)),
         },
         **(alarms if settings.rollback_alarms else {}),
     }
