@@ -290,3 +290,279 @@ class FakeDiagnosisEndpoint:
                 }
             )
         return json.dumps({"model_version": self.MODEL_VERSION, "predictions": predictions}).encode()
+
+
+# --- Model lifecycle (training, registry, approval, deployment) ------------------------------------
+
+
+def _json_copy(document: Any) -> Any:
+    """What a round trip through S3 or a state machine leaves of a document."""
+    return json.loads(json.dumps(document, default=str))
+
+
+class InMemoryExecutions:
+    """Executions: a state machine's named executions, name -> input document. A name starts at most
+    one execution, as Step Functions keeps names unique (for 90 days after the execution closed:
+    `forget` frees a name as that retention does). `fail_next` is raised by the next start (a crash)."""
+
+    def __init__(self) -> None:
+        self.executions: dict[str, str] = {}
+        self.starts: list[str] = []  # every execution started, in order
+        self.fail_next: Exception | None = None
+
+    def ensure_started(self, name: str, document: str) -> bool:
+        if self.fail_next is not None:
+            failure, self.fail_next = self.fail_next, None
+            raise failure
+        if name in self.executions:
+            return False
+        json.loads(document)  # an execution's input is JSON
+        self.executions[name] = document
+        self.starts.append(name)
+        return True
+
+    def input(self, name: str) -> dict[str, Any]:
+        return dict(json.loads(self.executions[name]))
+
+    def forget(self, name: str) -> None:
+        del self.executions[name]
+
+
+class InMemoryJsonDocuments:
+    """JsonDocuments keyed by s3:// URI; a missing document reads as None (as S3JsonDocuments)."""
+
+    def __init__(self, documents: dict[str, Any] | None = None) -> None:
+        self.documents: dict[str, Any] = {uri: _json_copy(d) for uri, d in (documents or {}).items()}
+        self.written: list[str] = []
+
+    def read(self, uri: str) -> Any:
+        assert uri.startswith("s3://"), uri
+        return _json_copy(self.documents[uri]) if uri in self.documents else None
+
+    def write(self, uri: str, document: Any) -> None:
+        assert uri.startswith("s3://"), uri
+        self.documents[uri] = _json_copy(document)
+        self.written.append(uri)
+
+
+class InMemoryRegistry:
+    """ModelRegistry: one model package group, versions 1..n in registration order. Every status
+    change and annotation is recorded (each is an update the real registry announces by an event)."""
+
+    def __init__(self, group: str = "dxops-dev-diagnosis") -> None:
+        self.group = group
+        self.packages: dict[str, dict[str, Any]] = {}
+        self.status_changes: list[tuple[str, str, str]] = []  # (arn, status, description)
+        self.annotations: list[tuple[str, dict[str, str]]] = []
+
+    def arn(self, version: int) -> str:
+        return f"arn:aws:sagemaker:eu-west-1:123456789012:model-package/{self.group}/{version}"
+
+    def register(self, request: dict[str, Any]) -> tuple[str, int]:
+        assert request["ModelPackageGroupName"] == self.group
+        assert all(isinstance(v, str) for v in request.get("CustomerMetadataProperties", {}).values())
+        version = len(self.packages) + 1
+        arn = self.arn(version)
+        package = _json_copy(request)
+        package.update(ModelPackageArn=arn, ModelPackageVersion=version, ModelPackageStatus="Completed")
+        package.setdefault("ModelApprovalStatus", "PendingManualApproval")
+        package.setdefault("CustomerMetadataProperties", {})
+        self.packages[arn] = package
+        return arn, version
+
+    def _package(self, package_arn: str) -> dict[str, Any]:
+        if package_arn not in self.packages:
+            raise LookupError(f"model package {package_arn} does not exist")
+        return self.packages[package_arn]
+
+    def set_status(self, package_arn: str, status: str, description: str) -> None:
+        assert status in ("Approved", "Rejected", "PendingManualApproval") and len(description) <= 1024
+        package = self._package(package_arn)
+        package.update(ModelApprovalStatus=status, ApprovalDescription=description)
+        self.status_changes.append((package_arn, status, description))
+
+    def annotate(self, package_arn: str, properties: dict[str, str]) -> None:
+        assert all(isinstance(v, str) for v in properties.values())
+        self._package(package_arn)["CustomerMetadataProperties"].update(properties)
+        self.annotations.append((package_arn, dict(properties)))
+
+    def describe(self, package_arn: str) -> dict[str, Any]:
+        return dict(_json_copy(self._package(package_arn)))
+
+    def status(self, version: int) -> str:
+        return str(self._package(self.arn(version))["ModelApprovalStatus"])
+
+
+class RecordingExperiments:
+    """ExperimentLog: one trial per run name, with what was recorded."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[str, Any]] = {}
+
+    def record_run(
+        self, run_name: str, parameters: dict[str, Any], metrics: dict[str, float], artifacts: dict[str, str]
+    ) -> None:
+        self.runs[run_name] = {"parameters": dict(parameters), "metrics": dict(metrics), "artifacts": dict(artifacts)}
+
+
+class RecordingTaskTokens:
+    """TaskTokens: the answers by token. A token is answered once; `gone` tokens belong to executions
+    that no longer wait (timed out, stopped): answering them returns False, as StepFunctionsTaskTokens."""
+
+    def __init__(self, gone: set[str] | None = None) -> None:
+        self.gone = set(gone or ())
+        self.succeeded: dict[str, str] = {}  # token -> output
+        self.failed: dict[str, tuple[str, str]] = {}  # token -> (error, cause)
+        self.refused: list[str] = []  # answers to tokens nobody waits for
+
+    def _waiting(self, token: str) -> bool:
+        if token in self.gone or token in self.succeeded or token in self.failed:
+            self.refused.append(token)
+            return False
+        return True
+
+    def succeed(self, token: str, output: str) -> bool:
+        if not self._waiting(token):
+            return False
+        json.loads(output)  # the task's output is JSON
+        self.succeeded[token] = output
+        return True
+
+    def fail(self, token: str, error: str, cause: str) -> bool:
+        if not self._waiting(token):
+            return False
+        self.failed[token] = (error, cause)
+        return True
+
+
+class InMemoryModelVersions:
+    """ModelVersions with the semantics of dxops.adapters.model_versions.DynamoDbModelVersions (the
+    contract tests in tests/unit/test_approvals.py run the same scenarios against both). Per version,
+    the item's attributes: doc (the record as written), and the state its conditional updates guard:
+    approval_status, approval, task_token, last_event_status, deployment_run, deployment_status."""
+
+    PENDING = "PendingManualApproval"
+
+    def __init__(self) -> None:
+        self.items: dict[int, dict[str, Any]] = {}
+        self.rejections: dict[str, Any] = {}  # run name -> RejectedCandidate
+        self.registrations: dict[str, tuple[str, int]] = {}  # training job -> (package ARN, version)
+        self.champion_record: Any = None
+
+    def _updated(self, package_version: int) -> dict[str, Any]:
+        return self.items.setdefault(package_version, {})  # an update creates the item, as UpdateItem does
+
+    def put_version(self, record: Any) -> None:
+        item = self._updated(record.package_version)
+        item.update(doc=record, approval_status=record.approval_status)
+        if record.approval is not None:
+            item["approval"] = record.approval
+
+    def get(self, package_version: int) -> Any:
+        item = self.items.get(package_version, {})
+        if "doc" not in item:
+            return None
+        fields = ("approval_status", "approval", "deployment_status")
+        return item["doc"].model_copy(update={key: item[key] for key in fields if key in item})
+
+    def list_versions(self) -> list[Any]:
+        return [record for version in sorted(self.items) if (record := self.get(version)) is not None]
+
+    def put_rejection(self, rejected: Any) -> None:
+        self.rejections[rejected.run_name] = rejected
+
+    def _pending(self, package_version: int, what: str) -> dict[str, Any]:
+        from dxops.domain.approvals import NotPending
+
+        item = self.items.get(package_version, {})
+        if item.get("approval_status") != self.PENDING:
+            raise NotPending(f"model version {package_version} {what}")
+        return item
+
+    def set_task_token(self, package_version: int, token: str) -> None:
+        self._pending(package_version, "is not waiting for approval")["task_token"] = token
+
+    def decide(self, package_version: int, approval: Any) -> str | None:
+        item = self._pending(package_version, "was decided already")
+        item.update(approval_status=approval.status, approval=approval)
+        token: str | None = item.pop("task_token", None)
+        return token
+
+    def observe_status(self, package_version: int, status: str, deployment_run: str) -> str | None:
+        item = self._updated(package_version)
+        if status != "Approved":
+            item["last_event_status"] = status
+            return None
+        if item.get("last_event_status") != status:
+            item.update(last_event_status=status, deployment_run=deployment_run)
+            return deployment_run
+        run: str | None = item.get("deployment_run")
+        return run
+
+    def registration(self, training_job: str) -> tuple[str, int] | None:
+        found: tuple[str, int] | None = self.registrations.get(training_job)
+        return found
+
+    def record_registration(self, training_job: str, package_arn: str, package_version: int) -> None:
+        self.registrations[training_job] = (package_arn, package_version)
+
+    def deployment_started(self, package_version: int, deployment_run: str) -> None:
+        item = self._updated(package_version)
+        if item.get("deployment_run") == deployment_run:
+            del item["deployment_run"]
+
+    def set_deployment_status(self, package_version: int, status: str) -> None:
+        self._updated(package_version)["deployment_status"] = status
+
+    def champion(self) -> Any:
+        return self.champion_record
+
+    def set_champion(self, champion: Any) -> None:
+        self.champion_record = champion
+
+    def task_token(self, package_version: int) -> str | None:
+        token: str | None = self.items.get(package_version, {}).get("task_token")
+        return token
+
+
+class StubEndpointState:
+    """EndpointState: the configuration each existing endpoint serves."""
+
+    def __init__(self, configs: dict[str, str] | None = None) -> None:
+        self.configs = dict(configs or {})
+
+    def current_config(self, endpoint_name: str) -> str | None:
+        return self.configs.get(endpoint_name)
+
+
+class StaticSampleRecords:
+    """SampleRecords: the given raw-zone lines, most recent first; remembers how many were asked for."""
+
+    def __init__(self, lines: list[dict[str, Any]]) -> None:
+        self.lines = [_json_copy(line) for line in lines]
+        self.asked: list[int] = []
+
+    def latest(self, count: int) -> list[dict[str, Any]]:
+        self.asked.append(count)
+        return [_json_copy(line) for line in self.lines[:count]]
+
+
+class ScriptedEndpoint:
+    """PredictionEndpoint answering the given bytes, or raising the given error (EndpointUnavailable,
+    ModelRefused); keeps every body it received."""
+
+    def __init__(self, answer: bytes | Exception) -> None:
+        self.answer = answer
+        self.bodies: list[bytes] = []
+        self.content_types: list[str] = []
+
+    @property
+    def sent(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for body in self.bodies]
+
+    def invoke(self, body: bytes, content_type: str) -> bytes:
+        self.bodies.append(body)
+        self.content_types.append(content_type)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer

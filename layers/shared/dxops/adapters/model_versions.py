@@ -2,7 +2,8 @@
 
 Items: `version#<n>` (a registered version: the document, plus the attributes conditions need:
 approval_status, task_token, last_event_status, deployment_run), `rejected#<run>` (a rejected
-candidate) and `champion` (the version the endpoint serves). Documents are the pydantic models'
+candidate), `registered#<training job>` (which version a job's candidate became) and `champion`
+(the version the endpoint serves). Documents are the pydantic models'
 JSON in the `doc` attribute; the state that conditional updates guard lives next to it.
 """
 
@@ -82,6 +83,22 @@ class DynamoDbModelVersions:
             Item={"pk": {"S": f"rejected#{rejected.run_name}"}, "doc": {"S": rejected.model_dump_json()}},
         )
 
+    def registration(self, training_job: str) -> tuple[str, int] | None:
+        item = self._client.get_item(
+            TableName=self.table_name, Key={"pk": {"S": f"registered#{training_job}"}}, ConsistentRead=True
+        ).get("Item")
+        return (item["package_arn"]["S"], int(item["package_version"]["N"])) if item else None
+
+    def record_registration(self, training_job: str, package_arn: str, package_version: int) -> None:
+        self._client.put_item(
+            TableName=self.table_name,
+            Item={
+                "pk": {"S": f"registered#{training_job}"},
+                "package_arn": {"S": package_arn},
+                "package_version": {"N": str(package_version)},
+            },
+        )
+
     def set_task_token(self, package_version: int, token: str) -> None:
         try:
             self._client.update_item(
@@ -140,6 +157,19 @@ class DynamoDbModelVersions:
                 raise
         item = self._client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item", {})
         return str(item["deployment_run"]["S"]) if "deployment_run" in item else None
+
+    def deployment_started(self, package_version: int, deployment_run: str) -> None:
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=_version_key(package_version),
+                UpdateExpression="REMOVE deployment_run",
+                ConditionExpression="deployment_run = :run",
+                ExpressionAttributeValues={":run": {"S": deployment_run}},
+            )
+        except ClientError as error:
+            if not _failed_condition(error):  # cleared already (a retry), or another change since
+                raise
 
     def set_deployment_status(self, package_version: int, status: str) -> None:
         self._client.update_item(

@@ -221,6 +221,12 @@ class ModelVersions(Protocol):
 
     def put_rejection(self, rejected: RejectedCandidate) -> None: ...
 
+    def registration(self, training_job: str) -> tuple[str, int] | None:
+        """(package ARN, version) a training job's candidate was registered as, if it was."""
+
+    def record_registration(self, training_job: str, package_arn: str, package_version: int) -> None:
+        """Remember the registration, so that a retried step registers nothing twice."""
+
     def set_task_token(self, package_version: int, token: str) -> None:
         """Keep the waiting execution's token; NotPending if the version was decided meanwhile."""
 
@@ -230,7 +236,11 @@ class ModelVersions(Protocol):
     def observe_status(self, package_version: int, status: str, deployment_run: str) -> str | None:
         """Record a registry status seen in an event. If it is a change to Approved, remember and
         return deployment_run; if the version was already Approved, return the run remembered then
-        (so a retry finishes what a crash interrupted); otherwise None."""
+        until deployment_started clears it (so a retry finishes what a crash interrupted);
+        otherwise None."""
+
+    def deployment_started(self, package_version: int, deployment_run: str) -> None:
+        """The remembered run has started: later Approved events of the version deploy nothing."""
 
     def set_deployment_status(self, package_version: int, status: str) -> None: ...
 

@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import traceback
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -77,11 +78,21 @@ def openapi_frame(app: APIGatewayRestResolver, *, title: str, description: str) 
     return document
 
 
-def install_error_handlers(app: APIGatewayRestResolver, metrics: Metrics, retry_after_seconds: int) -> None:
-    """Responses for the errors every route can meet; none echoes input values."""
+def install_error_handlers(
+    app: APIGatewayRestResolver,
+    metrics: Metrics,
+    retry_after_seconds: int,
+    current_request_id: Callable[[], str | None] | None = None,
+) -> None:
+    """Responses for the errors every route can meet; none echoes input values.
+
+    current_request_id names the request in error bodies: API Gateway's request id unless the
+    function names its requests otherwise.
+    """
+    request_id_of = current_request_id or (lambda: request_id(app))
 
     def reply(status: HTTPStatus, code: str, message: str, **extra: Any) -> Response[Any]:
-        return json_response(status, error_body(code, message, request_id(app), **extra))
+        return json_response(status, error_body(code, message, request_id_of(), **extra))
 
     def _too_large(exc: PayloadTooLarge) -> Response[Any]:
         metrics.add_metric(name="RequestsTooLarge", unit=MetricUnit.Count, value=1)
@@ -94,7 +105,7 @@ def install_error_handlers(app: APIGatewayRestResolver, metrics: Metrics, retry_
     def _dependency_failed(exc: Exception) -> Response[Any]:
         logger.error("dependency failed", extra={"error_type": type(exc).__name__})
         metrics.add_metric(name="DependencyErrors", unit=MetricUnit.Count, value=1)
-        body = error_body("service_unavailable", "a dependency is unavailable; retry later", request_id(app))
+        body = error_body("service_unavailable", "a dependency is unavailable; retry later", request_id_of())
         return json_response(HTTPStatus.SERVICE_UNAVAILABLE, body, {"Retry-After": str(retry_after_seconds)})
 
     def _invalid_request(exc: RequestValidationError) -> Response[Any]:

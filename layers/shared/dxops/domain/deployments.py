@@ -91,6 +91,9 @@ def start_deployment_on_approval(
         requested_by="events:model-package-approved",
     )
     deployments.ensure_started(run, request.model_dump_json())
+    # Forgotten once started: Step Functions frees a closed execution's name after 90 days, and a
+    # metadata edit of the package then must not start this deployment again.
+    versions.deployment_started(package_version, run)
     return run
 
 

@@ -71,7 +71,11 @@ def run_name(request: TrainingRequest) -> str:
             raise DomainError("a dataset-ready request names its dataset version")
         return f"dataset-{request.dataset_version}"
     prefix = {"schedule": "schedule", "retraining-trigger": "retrain", "manual": "manual"}[request.reason]
-    return f"{prefix}-{_NAME_UNSAFE.sub('-', request.trigger_id)}"[:80]
+    safe = _NAME_UNSAFE.sub("-", request.trigger_id)
+    if safe == request.trigger_id and len(prefix) + 1 + len(safe) <= 80:
+        return f"{prefix}-{safe}"
+    # Changed or cut: the trigger id's digest keeps distinct ids distinct.
+    return f"{prefix}-{safe[: 80 - len(prefix) - 14]}-{_digest(request.trigger_id, 12)}"
 
 
 def start_training(request: TrainingRequest, runs: Executions) -> tuple[str, bool]:
@@ -212,8 +216,8 @@ def _comparison_job(  # noqa: PLR0917 (one call site, every argument named there
     if champion is not None:
         inputs.append(_processing_input("champion", champion.model_data_url))
     arguments: list[str] = []
-    for flag, value in sorted(settings.gate_tolerances.items()):
-        arguments += [f"--{flag}", str(value)]
+    for flag, value in sorted(settings.gate_tolerances.items()):  # {"macro_f1_tolerance": 0.01, ...}
+        arguments += [f"--{flag.replace('_', '-')}", str(value)]  # ml/compare.py's flags
     job: dict[str, Any] = {
         "ProcessingJobName": name,
         "AppSpecification": {
@@ -473,7 +477,9 @@ def conclude_training_run(
         )
     status = "Approved" if automatic else "PendingManualApproval"
     documents.write(evidence_uri, {**evidence, "decision": {"outcome": "registered", "approval_status": status}})
-    package_arn, package_version = registry.register(
+    # A retry of this step (Lambda errors are retried) must not register the candidate twice.
+    registered = versions.registration(job_name)
+    package_arn, package_version = registered or registry.register(
         _package_request(
             plan,
             model_data_url=model_data_url,
@@ -485,6 +491,7 @@ def conclude_training_run(
             group=settings.model_package_group,
         )
     )
+    versions.record_registration(job_name, package_arn, package_version)
     approval = None
     if automatic:
         difference = comparison.get("macro_f1_difference", {})
