@@ -921,3 +921,41 @@ def test_runs_that_time_out_or_are_stopped_and_dead_letters_alert(resources: dic
         and "Fn::GetAtt" in a["Properties"]["Dimensions"][0]["Value"]
     }
     assert dlqs <= alarmed
+
+
+# --------------------------------------------------------------------------- model lifecycle
+
+LIFECYCLE_MACHINES = {
+    "TrainingStateMachine": ("training", "TrainingRunFailed"),
+    "DeploymentStateMachine": ("deployment", "DeploymentFailed"),
+}
+
+
+@pytest.mark.parametrize("logical_id", sorted(LIFECYCLE_MACHINES))
+def test_lifecycle_machines_substitute_every_placeholder_and_alert_before_failing(
+    sam: dict[str, Any], logical_id: str
+) -> None:
+    name, fail_state = LIFECYCLE_MACHINES[logical_id]
+    props = sam["Resources"][logical_id]["Properties"]
+    definition = (ROOT / props["DefinitionUri"]).read_text()
+    assert set(re.findall(r"\$\{(\w+)\}", definition)) == set(props["DefinitionSubstitutions"])
+    assert render(props["Name"]) == f"dxops-<Environment>-{name}"
+    states = json.loads(definition)["States"]
+    fails = {n for n, s in states.items() if s["Type"] == "Fail"}
+    assert fails == {fail_state}
+    # Only an SNS alert leads to the Fail state; every task retries what is transient.
+    for state_name, state in states.items():
+        if state.get("Next") in fails:
+            assert state["Resource"] == "arn:aws:states:::sns:publish", state_name
+        if state["Type"] == "Task" and not state["Resource"].endswith("sns:publish"):
+            assert state.get("Retry"), f"{state_name}: transient errors are retried"
+            assert state.get("Catch"), f"{state_name}: failures are caught"
+
+
+def test_only_a_real_approval_of_this_groups_packages_reaches_the_deployment_trigger(sam: dict[str, Any]) -> None:
+    (event,) = sam["Resources"]["DeploymentTriggerFunction"]["Properties"]["Events"].values()
+    pattern = event["Properties"]["Pattern"]
+    assert pattern["source"] == ["aws.sagemaker"]
+    assert pattern["detail-type"] == ["SageMaker Model Package State Change"]
+    # Every state change of the group (the function decides on transitions, not on the status alone).
+    assert set(pattern["detail"]) == {"ModelPackageGroupName"}
