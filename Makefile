@@ -23,7 +23,7 @@ RUNTIME_PROVIDED := boto3|botocore|s3transfer|jmespath|python-dateutil|six|urlli
 # Packages the SageMaker XGBoost 3.0-5 image already has (requirements/sagemaker-image.txt): not in ml/requirements.txt.
 SAGEMAKER_PROVIDED := $(shell sed -n 's/^\([A-Za-z0-9_.-]*\)==.*/\1/p' requirements/sagemaker-image.txt | paste -sd'|')
 
-.PHONY: help venv lock format lint test unit integration infra ml-compat demo cohort localcloud bench schemas build clean
+.PHONY: help venv lock format lint test unit integration infra ml-compat demo cohort localcloud bench schemas openapi build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -110,8 +110,11 @@ localcloud: $(PY) ## run the whole template locally (moto server, REST API, MQTT
 bench: $(PY) ## benchmarks; writes artifacts/bench/*.json
 	$(PY) -m bench
 
-schemas: $(PY) ## export the JSON Schemas of the API and storage formats to artifacts/schemas/
+schemas: $(PY) openapi ## export the JSON Schemas of the API and storage formats to artifacts/schemas/ (after make openapi)
 	$(PY) -m dxops.schemas --out artifacts/schemas
+
+openapi: $(PY) ## regenerate the whole API's OpenAPI document (layers/shared/dxops/api/openapi.json) from the routes
+	$(PY) -m tools.build_openapi
 
 build: $(PY) ## sam build (needs python3.13 on PATH: the venv provides it)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --cached --parallel

@@ -7,19 +7,13 @@ DynamoDB), map domain errors to HTTP responses. The domain lives in the shared l
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
 import re
-import traceback
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError, UnauthorizedError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -34,15 +28,15 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import TypeAdapter, ValidationError
 
 from dxops.adapters.dynamodb import DynamoDbDeviceBindings
 from dxops.adapters.s3 import S3ErasureAuditLog, S3ObjectStore
 from dxops.adapters.secrets import SecretsManagerKeyProvider
 from dxops.adapters.stepfunctions import StepFunctionsErasureRuns
-from dxops.api.openapi import attach_request_body
+from dxops.api.openapi import attach_request_body, published_document
 from dxops.api.responses import error_body
+from dxops.api.rest import body_bytes, caller, install_error_handlers, json_response, openapi_frame, request_id
 from dxops.domain.clinical_ingestion import (
     IngestLimits,
     IngestRequest,
@@ -53,8 +47,6 @@ from dxops.domain.clinical_ingestion import (
 )
 from dxops.domain.device_binding import bind_device, unbind_device
 from dxops.domain.erasure import erasure_status, request_erasure
-from dxops.domain.errors import MalformedPayload, PayloadTooLarge
-from dxops.domain.quarantine import safe_field_errors
 from dxops.observability import logger, metrics, tracer
 from dxops.schemas.clinical import ClinicalRecord
 from dxops.schemas.device import DeviceBinding, DeviceBindingRequest, DeviceId
@@ -74,9 +66,10 @@ idempotency_config = IdempotencyConfig(
     expires_after_seconds=settings.idempotency_expiry_seconds,
 )
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+RETRY_AFTER_SECONDS = 5
 app = APIGatewayRestResolver(enable_validation=True)
+install_error_handlers(app, metrics, retry_after_seconds=RETRY_AFTER_SECONDS)
 _device_id_adapter: TypeAdapter[str] = TypeAdapter(DeviceId)
-RETRY_AFTER_SECONDS = "5"
 ERASURE_REQUEST_ID = re.compile(r"er-[0-9a-f]{32}")
 
 
@@ -88,30 +81,6 @@ ERASURE_REQUEST_ID = re.compile(r"er-[0-9a-f]{32}")
 )
 def ingest(request: IngestRequest) -> IngestResult:
     return ingest_clinical_records(request, store=store, keys=keys)
-
-
-def _caller() -> str:
-    # API Gateway enforces IAM auth; this guards against a misconfigured route or a direct invoke.
-    identity = app.current_event.request_context.identity
-    caller = identity.user_arn or identity.caller
-    if not caller:
-        raise UnauthorizedError("the request is not signed by an authorised AWS identity (SigV4)")
-    return caller
-
-
-def _body_bytes() -> bytes:
-    event = app.current_event
-    body = event.body or ""
-    if event.is_base64_encoded:
-        try:
-            return base64.b64decode(body, validate=True)
-        except binascii.Error:
-            raise MalformedPayload("the base64-encoded body is not valid base64") from None
-    return body.encode()
-
-
-def _json(status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
 
 
 @app.post(
@@ -136,19 +105,19 @@ def _json(status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | No
     tags=["ingestion"],
 )
 def post_records() -> Response[Any]:
-    caller = _caller()
-    body = _body_bytes()
+    principal = caller(app)
+    body = body_bytes(app)
     metrics.add_metric(name="RequestBytes", unit=MetricUnit.Bytes, value=len(body))
-    request = parse_ingest_body(body, app.current_event.headers.get("idempotency-key"), limits, caller=caller)
+    request = parse_ingest_body(body, app.current_event.headers.get("idempotency-key"), limits, caller=principal)
     logger.debug("request parsed", extra={"items": len(request.items), "key_kind": request.key_kind})
     try:
         result = ingest(request=request)
     except NothingAccepted as refused:
         _record(refused.result)
         body_out = {"error": "validation_failed", "message": "no record was valid", **refused.result.model_dump()}
-        return _json(HTTPStatus.UNPROCESSABLE_ENTITY, body_out)
+        return json_response(HTTPStatus.UNPROCESSABLE_ENTITY, body_out)
     _record(result)
-    return _json(HTTPStatus.ACCEPTED, result.model_dump())
+    return json_response(HTTPStatus.ACCEPTED, result.model_dump())
 
 
 def _record(result: IngestResult) -> None:
@@ -169,7 +138,7 @@ def _record(result: IngestResult) -> None:
     tags=["devices"],
 )
 def put_device_binding(device_id: str, binding: Annotated[DeviceBindingRequest, Body()]) -> DeviceBinding:
-    _caller()
+    caller(app)
     result = bind_device(_device_id(device_id), binding, store=device_bindings, keys=keys)
     metrics.add_metric(name="DevicesBound", unit=MetricUnit.Count, value=1)
     logger.info("device bound", extra={"device_id": result.device_id, "source": result.source})
@@ -183,7 +152,7 @@ def put_device_binding(device_id: str, binding: Annotated[DeviceBindingRequest, 
     responses={204: {"description": "Unbound"}, 404: {"description": "The device was not bound"}},
 )
 def delete_device_binding(device_id: str) -> Response[Any]:
-    _caller()
+    caller(app)
     if not unbind_device(_device_id(device_id), store=device_bindings):
         raise NotFoundError("this device is not bound")
     metrics.add_metric(name="DevicesUnbound", unit=MetricUnit.Count, value=1)
@@ -201,11 +170,11 @@ def delete_device_binding(device_id: str) -> Response[Any]:
     responses={202: {"description": "Accepted: poll GET /erasure-requests/{request_id}"}},
 )
 def post_erasure_request(request: Annotated[ErasureRequestBody, Body()]) -> Response[Any]:
-    _caller()
+    caller(app)
     accepted = request_erasure(request, keys=keys, starter=erasures, audit=erasure_audit, now=dt.datetime.now(dt.UTC))
     metrics.add_metric(name="ErasuresRequested", unit=MetricUnit.Count, value=1)
     logger.info("erasure requested", extra={"request_id": accepted.request_id})
-    return _json(HTTPStatus.ACCEPTED, accepted.model_dump(mode="json"))
+    return json_response(HTTPStatus.ACCEPTED, accepted.model_dump(mode="json"))
 
 
 @app.get(
@@ -215,7 +184,7 @@ def post_erasure_request(request: Annotated[ErasureRequestBody, Body()]) -> Resp
     responses={404: {"description": "No such request"}},
 )
 def get_erasure_request(request_id: str) -> ErasureStatus:
-    _caller()
+    caller(app)
     if not ERASURE_REQUEST_ID.fullmatch(request_id):
         raise BadRequestError("request_id must be er- followed by 32 hexadecimal digits")
     status = erasure_status(request_id, erasure_audit, erasures)
@@ -232,99 +201,33 @@ def _device_id(value: str) -> str:
         raise BadRequestError("device_id must be an IoT thing name: 1 to 128 of A-Z a-z 0-9 : _ -") from None
 
 
-@app.get("/openapi.json", summary="The OpenAPI document of this API", tags=["meta"], include_in_schema=False)
+@app.get("/openapi.json", summary="The OpenAPI document of the whole API", tags=["meta"])
 def get_openapi() -> dict[str, Any]:
-    return openapi_document()
+    return published_document()
 
 
 def openapi_document() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(
-        app.get_openapi_json_schema(
-            title="dxops ingestion API",
-            version="1.0.0",
-            description="Ingest clinical records. Requests are signed with AWS SigV4 (IAM authorisation).",
-            security_schemes={
-                "sigv4": APIKey(
-                    name="Authorization",
-                    in_=APIKeyIn.header,
-                    description="AWS Signature Version 4",
-                    openapi_extensions={"x-amazon-apigateway-authtype": "awsSigv4"},
-                )
-            },
-            security=[{"sigv4": []}],
-        )
+    """This function's routes (make openapi merges them with the other API functions')."""
+    document = openapi_frame(
+        app,
+        title="dxops ingestion API",
+        description="Ingest clinical records, bind devices to patients, erase patients (GDPR).",
     )
-    attach_request_body(document, "/records", "post", ClinicalRecord)
+    attach_request_body(document, "/records", "post", ClinicalRecord | list[ClinicalRecord])
     return document
-
-
-@app.exception_handler(PayloadTooLarge)
-def _too_large(exc: PayloadTooLarge) -> Response[Any]:
-    metrics.add_metric(name="RequestsTooLarge", unit=MetricUnit.Count, value=1)
-    return _json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, error_body("payload_too_large", str(exc), _request_id()))
-
-
-@app.exception_handler(MalformedPayload)
-def _malformed(exc: MalformedPayload) -> Response[Any]:
-    metrics.add_metric(name="RequestsMalformed", unit=MetricUnit.Count, value=1)
-    return _json(HTTPStatus.BAD_REQUEST, error_body("malformed_request", str(exc), _request_id()))
 
 
 @app.exception_handler(IdempotencyValidationError)
 def _key_reused(_: IdempotencyValidationError) -> Response[Any]:
     message = "this Idempotency-Key (or, for a single record, this record_id) was already used with a different body"
-    return _json(HTTPStatus.UNPROCESSABLE_ENTITY, error_body("idempotency_key_reused", message, _request_id()))
+    body = error_body("idempotency_key_reused", message, request_id(app))
+    return json_response(HTTPStatus.UNPROCESSABLE_ENTITY, body)
 
 
 @app.exception_handler(IdempotencyAlreadyInProgressError)
 def _in_progress(_: IdempotencyAlreadyInProgressError) -> Response[Any]:
-    body = error_body("request_in_progress", "the same request is being processed", _request_id())
-    return _json(HTTPStatus.CONFLICT, body, {"Retry-After": RETRY_AFTER_SECONDS})
-
-
-@app.exception_handler([ClientError, BotoCoreError])
-def _dependency_failed(exc: Exception) -> Response[Any]:
-    logger.error("dependency failed", extra={"error_type": type(exc).__name__})
-    metrics.add_metric(name="DependencyErrors", unit=MetricUnit.Count, value=1)
-    body = error_body("service_unavailable", "storage is unavailable; retry later", _request_id())
-    return _json(HTTPStatus.SERVICE_UNAVAILABLE, body, {"Retry-After": RETRY_AFTER_SECONDS})
-
-
-@app.exception_handler(RequestValidationError)
-def _invalid_request(exc: RequestValidationError) -> Response[Any]:
-    # Powertools' own 422 body would echo the input values: rebuild it without them.
-    fields = safe_field_errors(exc.errors(), drop_prefix="body")
-    body = error_body("validation_failed", "the request does not match its schema", _request_id(), fields=fields)
-    return _json(HTTPStatus.UNPROCESSABLE_ENTITY, body)
-
-
-@app.exception_handler(NotFoundError)
-def _not_found(exc: NotFoundError) -> Response[Any]:
-    return _json(HTTPStatus.NOT_FOUND, error_body("not_found", str(exc.msg), _request_id()))
-
-
-@app.exception_handler(BadRequestError)
-def _bad_request(exc: BadRequestError) -> Response[Any]:
-    return _json(HTTPStatus.BAD_REQUEST, error_body("malformed_request", str(exc.msg), _request_id()))
-
-
-@app.exception_handler(UnauthorizedError)
-def _unauthorised(exc: UnauthorizedError) -> Response[Any]:
-    return _json(HTTPStatus.UNAUTHORIZED, error_body("unauthorized", str(exc.msg), _request_id()))
-
-
-@app.exception_handler(Exception)
-def _unexpected(exc: Exception) -> Response[Any]:
-    # The exception message could echo input: log the type and the stack frames only.
-    logger.error(
-        "unhandled error",
-        extra={"error_type": type(exc).__name__, "stack": traceback.format_tb(exc.__traceback__)},
-    )
-    return _json(HTTPStatus.INTERNAL_SERVER_ERROR, error_body("internal_error", "internal error", _request_id()))
-
-
-def _request_id() -> str | None:
-    return app.current_event.request_context.request_id
+    body = error_body("request_in_progress", "the same request is being processed", request_id(app))
+    return json_response(HTTPStatus.CONFLICT, body, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)

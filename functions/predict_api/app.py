@@ -8,28 +8,20 @@ runs here: the function only calls the endpoint.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import traceback
 from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import UnauthorizedError
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, TypeAdapter
 
 from dxops.adapters.monitoring_store import S3MonitoringStore
 from dxops.adapters.sagemaker_runtime import SageMakerEndpoint
 from dxops.adapters.secrets import SecretsManagerKeyProvider
-from dxops.api.openapi import REF_TEMPLATE
+from dxops.api.openapi import attach_request_body
 from dxops.api.responses import ErrorBody, error_body
-from dxops.domain.errors import MalformedPayload, PayloadTooLarge
+from dxops.api.rest import body_bytes, caller, install_error_handlers, json_response, openapi_frame, request_id
 from dxops.domain.prediction import (
     EndpointUnavailable,
     InvalidRequest,
@@ -54,38 +46,17 @@ limits = PredictLimits(max_records=settings.max_predict_records)
 app = APIGatewayRestResolver(enable_validation=True)
 
 
-def _caller() -> str:
-    # API Gateway enforces IAM auth; this guards against a misconfigured route or a direct invoke.
-    identity = app.current_event.request_context.identity
-    caller = identity.user_arn or identity.caller
-    if not caller:
-        raise UnauthorizedError("the request is not signed by an authorised AWS identity (SigV4)")
-    return caller
-
-
-def _body_bytes() -> bytes:
-    event = app.current_event
-    body = event.body or ""
-    if event.is_base64_encoded:
-        try:
-            return base64.b64decode(body, validate=True)
-        except binascii.Error:
-            raise MalformedPayload("the base64-encoded body is not valid base64") from None
-    return body.encode()
-
-
-def _json(status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
-
-
 def _request_id() -> str:
     """API Gateway's request id (Lambda's for a direct invoke): it names the predictions and their object."""
     if "request_id" not in app.context:
-        candidate = app.current_event.request_context.request_id
+        candidate = request_id(app)
         if not candidate and app.lambda_context is not None:
             candidate = app.lambda_context.aws_request_id
         app.context["request_id"] = safe_request_id(candidate)  # cleared after each request
     return str(app.context["request_id"])
+
+
+install_error_handlers(app, metrics, retry_after_seconds=settings.retry_after_seconds, current_request_id=_request_id)
 
 
 def _errors(*statuses: int) -> dict[int, Any]:
@@ -121,12 +92,12 @@ def _errors(*statuses: int) -> dict[int, Any]:
     tags=["prediction"],
 )
 def post_predict() -> Response[Any]:
-    _caller()
-    request_id = _request_id()
-    request = parse_predict_body(_body_bytes(), limits)
+    caller(app)
+    prediction_request_id = _request_id()
+    request = parse_predict_body(body_bytes(app), limits)
     logger.debug("request parsed", extra={"records": len(request.records), "top_k": request.top_k})
     metrics.add_metric(name="RecordsPerRequest", unit=MetricUnit.Count, value=len(request.records))
-    outcome = predict(request, request_id=request_id, endpoint=endpoint, store=store, keys=keys)
+    outcome = predict(request, request_id=prediction_request_id, endpoint=endpoint, store=store, keys=keys)
     metrics.add_metric(name="PredictionLatency", unit=MetricUnit.Milliseconds, value=outcome.endpoint_ms)
     metrics.add_metric(name="PredictionsServed", unit=MetricUnit.Count, value=len(outcome.response.predictions))
     if outcome.store_error is not None:
@@ -134,7 +105,7 @@ def post_predict() -> Response[Any]:
         logger.warning(
             "predictions served but not stored for monitoring",
             extra={
-                "request_id": request_id,
+                "request_id": prediction_request_id,
                 "predictions": len(outcome.response.predictions),
                 "error_type": outcome.store_error,
             },
@@ -142,13 +113,13 @@ def post_predict() -> Response[Any]:
     logger.info(
         "predictions served",
         extra={
-            "request_id": request_id,
+            "request_id": prediction_request_id,
             "predictions": len(outcome.response.predictions),
             "model_version": outcome.response.model_version,
             "endpoint_ms": round(outcome.endpoint_ms, 1),
         },
     )
-    return _json(HTTPStatus.OK, outcome.response.model_dump(mode="json"))
+    return json_response(HTTPStatus.OK, outcome.response.model_dump(mode="json"))
 
 
 @app.post(
@@ -167,8 +138,8 @@ def post_predict() -> Response[Any]:
     tags=["prediction"],
 )
 def post_diagnoses() -> Response[Any]:
-    _caller()
-    request = parse_diagnoses_body(_body_bytes())
+    caller(app)
+    request = parse_diagnoses_body(body_bytes(app))
     logger.debug("request parsed", extra={"diagnoses": len(request.diagnoses)})
     accepted = record_diagnoses(request, store=store, keys=keys)
     metrics.add_metric(name="DiagnosesReceived", unit=MetricUnit.Count, value=accepted.received)
@@ -178,44 +149,19 @@ def post_diagnoses() -> Response[Any]:
         "diagnoses recorded",
         extra={"batch_id": accepted.batch_id, "received": accepted.received, "replayed": accepted.replayed},
     )
-    return _json(HTTPStatus.ACCEPTED, accepted.model_dump(mode="json"))
+    return json_response(HTTPStatus.ACCEPTED, accepted.model_dump(mode="json"))
 
 
 def openapi_document() -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(
-        app.get_openapi_json_schema(
-            title="dxops prediction API",
-            version="1.0.0",
-            description="Predict diseases from clinical records; report confirmed diagnoses. Requests are signed "
-            "with AWS SigV4 (IAM authorisation).",
-            security_schemes={
-                "sigv4": APIKey(
-                    name="Authorization",
-                    in_=APIKeyIn.header,
-                    description="AWS Signature Version 4",
-                    openapi_extensions={"x-amazon-apigateway-authtype": "awsSigv4"},
-                )
-            },
-            security=[{"sigv4": []}],
-        )
+    """This function's routes (make openapi merges them with the other API functions')."""
+    document = openapi_frame(
+        app,
+        title="dxops prediction API",
+        description="Predict diseases from clinical records; report confirmed diagnoses.",
     )
-    _request_body(document, "/predict", ClinicalRecord | PredictRequest)
-    _request_body(document, "/diagnoses", DiagnosesRequest)
+    attach_request_body(document, "/predict", "post", ClinicalRecord | PredictRequest)
+    attach_request_body(document, "/diagnoses", "post", DiagnosesRequest)
     return document
-
-
-def _request_body(document: dict[str, Any], path: str, shape: type[BaseModel] | Any) -> None:
-    """The routes parse their own bodies: document each body from the models that validate it."""
-    schema = TypeAdapter(shape).json_schema(ref_template=REF_TEMPLATE, mode="validation")
-    components = document.setdefault("components", {}).setdefault("schemas", {})
-    components.update(schema.pop("$defs", {}))
-    if isinstance(shape, type) and issubclass(shape, BaseModel):
-        components[shape.__name__] = schema
-        schema = {"$ref": REF_TEMPLATE.format(model=shape.__name__)}
-    document["paths"][path]["post"]["requestBody"] = {
-        "required": True,
-        "content": {"application/json": {"schema": schema}},
-    }
 
 
 def _endpoint_error(kind: str) -> None:
@@ -235,57 +181,21 @@ def _endpoint_unavailable(exc: EndpointUnavailable) -> Response[Any]:
     logger.error("model endpoint unavailable", extra={"kind": exc.kind, "request_id": _request_id()})
     headers = {"Retry-After": str(settings.retry_after_seconds)}
     body = error_body("model_unavailable", f"{exc}; retry later", _request_id())
-    return _json(HTTPStatus.SERVICE_UNAVAILABLE, body, headers)
+    return json_response(HTTPStatus.SERVICE_UNAVAILABLE, body, headers)
 
 
 @app.exception_handler(ModelRefused)
 def _model_refused(exc: ModelRefused) -> Response[Any]:
     _endpoint_error("model_refused")
     logger.warning("the model refused the request", extra={"request_id": _request_id()})  # never its message
-    return _json(HTTPStatus.UNPROCESSABLE_ENTITY, error_body("model_refused", str(exc), _request_id()))
+    return json_response(HTTPStatus.UNPROCESSABLE_ENTITY, error_body("model_refused", str(exc), _request_id()))
 
 
 @app.exception_handler(InvalidRequest)
 def _invalid(exc: InvalidRequest) -> Response[Any]:
     metrics.add_metric(name="RequestsInvalid", unit=MetricUnit.Count, value=1)
     body = error_body("validation_failed", str(exc), _request_id(), fields=exc.fields)
-    return _json(HTTPStatus.UNPROCESSABLE_ENTITY, body)
-
-
-@app.exception_handler(PayloadTooLarge)
-def _too_large(exc: PayloadTooLarge) -> Response[Any]:
-    metrics.add_metric(name="RequestsTooLarge", unit=MetricUnit.Count, value=1)
-    return _json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, error_body("payload_too_large", str(exc), _request_id()))
-
-
-@app.exception_handler(MalformedPayload)
-def _malformed(exc: MalformedPayload) -> Response[Any]:
-    metrics.add_metric(name="RequestsMalformed", unit=MetricUnit.Count, value=1)
-    return _json(HTTPStatus.BAD_REQUEST, error_body("malformed_request", str(exc), _request_id()))
-
-
-@app.exception_handler([ClientError, BotoCoreError])
-def _dependency_failed(exc: Exception) -> Response[Any]:
-    # The pseudonym key (Secrets Manager) or the monitoring bucket (POST /diagnoses).
-    logger.error("dependency failed", extra={"error_type": type(exc).__name__})
-    metrics.add_metric(name="DependencyErrors", unit=MetricUnit.Count, value=1)
-    body = error_body("service_unavailable", "a dependency is unavailable; retry later", _request_id())
-    return _json(HTTPStatus.SERVICE_UNAVAILABLE, body, {"Retry-After": str(settings.retry_after_seconds)})
-
-
-@app.exception_handler(UnauthorizedError)
-def _unauthorised(exc: UnauthorizedError) -> Response[Any]:
-    return _json(HTTPStatus.UNAUTHORIZED, error_body("unauthorized", str(exc.msg), _request_id()))
-
-
-@app.exception_handler(Exception)
-def _unexpected(exc: Exception) -> Response[Any]:
-    # The exception message could echo input: log the type and the stack frames only.
-    logger.error(
-        "unhandled error",
-        extra={"error_type": type(exc).__name__, "stack": traceback.format_tb(exc.__traceback__)},
-    )
-    return _json(HTTPStatus.INTERNAL_SERVER_ERROR, error_body("internal_error", "internal error", _request_id()))
+    return json_response(HTTPStatus.UNPROCESSABLE_ENTITY, body)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)

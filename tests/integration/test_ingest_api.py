@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -14,6 +15,7 @@ from tests.integration.raw_zone import stored_lines
 from tests.records import clinical_record, with_change
 
 API = "IngestApiFunction"
+PUBLISHED_OPENAPI = Path(__file__).resolve().parents[2] / "layers" / "shared" / "dxops" / "api" / "openapi.json"
 
 
 def call(cloud: LocalCloud, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -177,3 +179,6 @@ def test_openapi_document_is_generated_from_the_schemas(cloud: LocalCloud) -> No
     assert "Phenotype" in document["components"]["schemas"]
     assert document["components"]["securitySchemes"]["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
     assert set(document["paths"]["/records"]["post"]["responses"]) >= {"202", "400", "413", "422", "503"}
+    # The whole API's document (make openapi), not only this function's routes.
+    assert {"/predict", "/diagnoses", "/models/{version}/approval", "/models/rollback"} <= set(document["paths"])
+    assert document == json.loads(PUBLISHED_OPENAPI.read_text())
