@@ -14,6 +14,7 @@ from dxops.adapters.model_versions import DynamoDbModelVersions
 from dxops.adapters.sagemaker import SageMakerModelRegistry
 from dxops.adapters.stepfunctions import StepFunctionsTaskTokens
 from dxops.domain.approvals import expire_approval, request_approval
+from dxops.domain.errors import DomainError
 from dxops.observability import logger, tracer
 from dxops.schemas.models import ApprovalTask, ExpireApprovalRequest
 from dxops.settings import ApprovalSettings, load_settings
@@ -33,9 +34,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("approval requested", extra={"package_version": task.outcome.package_version})
         return {"package_version": task.outcome.package_version, "waiting": True}
     expiry = parse(event=event, model=ExpireApprovalRequest)
-    assert expiry.outcome.package_version is not None
-    expired = expire_approval(
-        expiry.outcome.package_version, now=dt.datetime.now(dt.UTC), versions=versions, registry=registry
-    )
-    logger.info("approval expired", extra={"package_version": expiry.outcome.package_version, "rejected": expired})
-    return {"package_version": expiry.outcome.package_version, "rejected": expired}
+    version = expiry.outcome.package_version
+    if version is None:
+        raise DomainError("only a registered version's review can expire")
+    expired = expire_approval(version, now=dt.datetime.now(dt.UTC), versions=versions, registry=registry)
+    logger.info("approval expired", extra={"package_version": version, "rejected": expired})
+    return {"package_version": version, "rejected": expired}
