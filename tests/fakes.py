@@ -482,11 +482,12 @@ class InMemoryModelVersions:
     def set_task_token(self, package_version: int, token: str) -> None:
         self._pending(package_version, "is not waiting for approval")["task_token"] = token
 
-    def decide(self, package_version: int, approval: Any) -> str | None:
+    def decide(self, package_version: int, approval: Any) -> None:
         item = self._pending(package_version, "was decided already")
         item.update(approval_status=approval.status, approval=approval)
-        token: str | None = item.pop("task_token", None)
-        return token
+
+    def clear_task_token(self, package_version: int) -> None:
+        self.items.get(package_version, {}).pop("task_token", None)
 
     def observe_status(self, package_version: int, status: str, deployment_run: str) -> str | None:
         item = self._updated(package_version)

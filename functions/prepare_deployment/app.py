@@ -33,7 +33,6 @@ def lambda_handler(event: PrepareDeploymentRequest, context: LambdaContext) -> d
         endpoint=endpoint,
         versions=versions,
     )
-    versions.set_deployment_status(event.request.package_version, "deploying")
     logger.info(
         "deployment prepared",
         extra={

@@ -1,6 +1,7 @@
 """Deployment step 3: smoke-test the endpoint with real (pseudonymised) records, then make the version
 the champion (dxops.domain.deployments.verify_deployment). A failed smoke test raises
-SmokeTestFailed, which the deployment state machine answers with a rollback."""
+SmokeTestFailed, which the deployment state machine answers with a rollback; an endpoint that cannot
+answer yet raises SmokeTestUnavailable, which it retries."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from dxops.settings import DeploymentSettings, load_settings
 settings = load_settings(DeploymentSettings)
 versions = DynamoDbModelVersions(settings.model_versions_table)
 registry = SageMakerModelRegistry()
-endpoint = SageMakerEndpoint(settings.endpoint_name)
+endpoint = SageMakerEndpoint(settings.endpoint_name, read_timeout_seconds=60)  # a serverless cold start
 samples = S3SampleRecords(settings.raw_bucket)
 
 

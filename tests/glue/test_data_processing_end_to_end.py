@@ -46,6 +46,9 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
         glue.configured(workdir=tmp_path_factory.mktemp("dp-glue"), java_options=glue.QUICK_START_JAVA_OPTIONS),
         LocalCloud.start(template_path=ROOT / "template.yaml", parameters=parameters) as local_cloud,
     ):
+        # This module tests data processing: its DatasetReady events train no model here (the
+        # model lifecycle has its own tests, tests/integration/test_model_lifecycle.py).
+        boto3.client("events").disable_rule(Name=local_cloud.physical_id("StartTrainingFunctionDatasetReady"))
         yield local_cloud
 
 

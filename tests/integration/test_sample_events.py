@@ -1083,8 +1083,8 @@ def deployment_planned(cloud: LocalCloud, event: Event, response: Any) -> None:
 
 def smoke_test_failed(cloud: LocalCloud, event: Event, error: Any) -> None:
     """No endpoint serves in the sample's account (serving needs a trained model: the lifecycle
-    tests train one): the smoke test fails, as the deployment state machine's Catch expects
-    (SmokeTestFailed: roll back), and nothing is crowned."""
+    tests train one): the smoke test cannot run (SmokeTestUnavailable, which the deployment state
+    machine retries, then treats as a failed smoke test), and nothing is crowned."""
     assert "no model is deployed" in str(error), error
     assert model_versions(cloud).champion() is None
     assert version_item(cloud, 1)["deployment_status"]["S"] == "deploying"
@@ -1145,7 +1145,7 @@ EXPECTED = {
     # no endpoint serves (see smoke_test_failed); a stored clinical record is what the smoke test sends
     VERIFY: Expect(
         raw=1,
-        error="SmokeTestFailed",
+        error="SmokeTestUnavailable",
         check=smoke_test_failed,
         setup=chain(after("ingest_api/post_record.json"), after(PREPARE_DEPLOYMENT)),
     ),

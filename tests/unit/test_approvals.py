@@ -138,8 +138,8 @@ def test_an_approval_sets_the_registry_and_resumes_the_waiting_run_with_the_deci
     assert approval.rationale == APPROVE.rationale and approval.decided_at == DECIDED
     ((arn, status, description),) = account.registry.status_changes
     assert (arn, status) == (account.registry.arn(version), "Approved")
-    assert description == f"Approved by {REVIEWER}: {APPROVE.rationale}"
-    assert ApprovalRecord.model_validate_json(account.tokens.succeeded[TOKEN]) == approval
+    assert description == f"Approved by {REVIEWER}"  # the rationale stays in the versions table
+    assert json.loads(account.tokens.succeeded[TOKEN]) == {"package_version": version, "status": "Approved"}
     assert account.tokens.failed == {}
     record = account.versions.get(version)
     assert record is not None and record.approval_status == "Approved" and record.approval == approval
@@ -212,13 +212,13 @@ def test_a_decision_made_before_the_run_stored_its_token_answers_the_run_when_it
 ) -> None:
     account = Account()
     version = account.register()
-    approval = account.decide(version, body)  # the reviewer was quicker than RequestApproval
+    account.decide(version, body)  # the reviewer was quicker than RequestApproval
     assert account.tokens.succeeded == {} and account.tokens.failed == {}
 
     account.request(version)
 
     if body.decision == "approve":
-        assert ApprovalRecord.model_validate_json(account.tokens.succeeded[TOKEN]) == approval
+        assert json.loads(account.tokens.succeeded[TOKEN]) == {"package_version": version, "status": "Approved"}
     else:
         error, cause = account.tokens.failed[TOKEN]
         assert error == "ModelRejected" and json.loads(cause) == {"package_version": version, "by": REVIEWER}
@@ -296,7 +296,8 @@ def test_the_registry_description_of_a_decision_fits_its_limit() -> None:
     reviewer = "arn:aws:sts::123456789012:assumed-role/" + "r" * 400 + "/dr-lee"
     account.decide(version, ApprovalDecisionBody(decision="approve", rationale="Reviewed. " * 100), reviewer)
     ((_, _, description),) = account.registry.status_changes
-    assert len(description) == 1024 and description.startswith(f"Approved by {reviewer}: Reviewed.")
+    assert len(description) <= 1024 and description.startswith("Approved by arn:aws:sts::")
+    assert "Reviewed." not in description  # the rationale is never in the registry
 
 
 # --- Contract: the fake behaves as the DynamoDB adapter -------------------------------------------------
@@ -342,7 +343,10 @@ def test_contract_the_token_is_kept_while_the_version_waits_and_handed_to_its_de
     table.set_task_token(1, "token-first")
     table.set_task_token(1, "token-retried")  # a retried RequestApproval keeps the latest
 
-    assert table.decide(1, decision(1)) == "token-retried"
+    table.decide(1, decision(1))
+    assert table.task_token(1) == "token-retried"  # kept until the decision has answered it
+    table.clear_task_token(1)
+    assert table.task_token(1) is None
 
     record = table.get(1)
     assert record is not None and record.approval_status == "Approved" and record.approval == decision(1)
@@ -354,9 +358,10 @@ def test_contract_the_token_is_kept_while_the_version_waits_and_handed_to_its_de
     assert record is not None and record.approval == decision(1)
 
 
-def test_contract_a_decision_without_a_stored_token_returns_none(table: ModelVersions) -> None:
+def test_contract_a_decision_without_a_stored_token_leaves_none(table: ModelVersions) -> None:
     table.put_version(version_record(1, arn(1)))
-    assert table.decide(1, decision(1, "Rejected")) is None
+    table.decide(1, decision(1, "Rejected"))
+    assert table.task_token(1) is None
     record = table.get(1)
     assert record is not None and record.approval_status == "Rejected"
 
@@ -423,3 +428,27 @@ def test_contract_versions_listing_deployment_status_and_champion(table: ModelVe
     )
     table.set_champion(champion)
     assert table.champion() == champion
+
+
+def test_a_decision_whose_application_failed_is_finished_by_sending_it_again() -> None:
+    account = Account()
+    version = account.register()
+    account.request(version)
+    failing = account.registry.set_status
+
+    def throttled(*_: object) -> None:
+        raise RuntimeError("ThrottlingException")
+
+    account.registry.set_status = throttled  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        account.decide(version, APPROVE)
+    assert account.versions.task_token(version) == TOKEN and account.tokens.succeeded == {}
+
+    account.registry.set_status = failing  # type: ignore[method-assign]
+    approval = account.decide(version, APPROVE)  # the reviewer's retry (the API answered 503)
+
+    assert approval.status == "Approved" and account.registry.status_changes[-1][1] == "Approved"
+    assert json.loads(account.tokens.succeeded[TOKEN])["status"] == "Approved"
+    assert account.versions.task_token(version) is None
+    with pytest.raises(NotPending):  # the other decision is still refused
+        account.decide(version, ApprovalDecisionBody(decision="reject", rationale="changed my mind"))

@@ -113,25 +113,34 @@ class DynamoDbModelVersions:
                 raise NotPending(f"model version {package_version} is not waiting for approval") from None
             raise
 
-    def decide(self, package_version: int, approval: ApprovalRecord) -> str | None:
+    def decide(self, package_version: int, approval: ApprovalRecord) -> None:
         try:
-            old = self._client.update_item(
+            self._client.update_item(
                 TableName=self.table_name,
                 Key=_version_key(package_version),
-                UpdateExpression="SET approval_status = :s, approval = :a REMOVE task_token",
+                UpdateExpression="SET approval_status = :s, approval = :a",
                 ConditionExpression="approval_status = :pending",
                 ExpressionAttributeValues={
                     ":s": {"S": approval.status},
                     ":a": {"S": approval.model_dump_json()},
                     ":pending": {"S": "PendingManualApproval"},
                 },
-                ReturnValues="ALL_OLD",
-            )["Attributes"]
+            )
         except ClientError as error:
             if _failed_condition(error):
                 raise NotPending(f"model version {package_version} was decided already") from None
             raise
-        return str(old["task_token"]["S"]) if "task_token" in old else None
+
+    def task_token(self, package_version: int) -> str | None:
+        item = self._client.get_item(
+            TableName=self.table_name, Key=_version_key(package_version), ConsistentRead=True
+        ).get("Item", {})
+        return str(item["task_token"]["S"]) if "task_token" in item else None
+
+    def clear_task_token(self, package_version: int) -> None:
+        self._client.update_item(
+            TableName=self.table_name, Key=_version_key(package_version), UpdateExpression="REMOVE task_token"
+        )
 
     def observe_status(self, package_version: int, status: str, deployment_run: str) -> str | None:
         key = _version_key(package_version)

@@ -230,8 +230,14 @@ class ModelVersions(Protocol):
     def set_task_token(self, package_version: int, token: str) -> None:
         """Keep the waiting execution's token; NotPending if the version was decided meanwhile."""
 
-    def decide(self, package_version: int, approval: ApprovalRecord) -> str | None:
-        """Record the decision if the version still waits for one (else NotPending); its task token."""
+    def decide(self, package_version: int, approval: ApprovalRecord) -> None:
+        """Record the decision if the version still waits for one (else NotPending)."""
+
+    def task_token(self, package_version: int) -> str | None:
+        """The waiting run's task token, until it has been answered."""
+
+    def clear_task_token(self, package_version: int) -> None:
+        """The token was answered."""
 
     def observe_status(self, package_version: int, status: str, deployment_run: str) -> str | None:
         """Record a registry status seen in an event. If it is a change to Approved, remember and

@@ -42,11 +42,7 @@ def request_approval(task: ApprovalTask, versions: ModelVersions, tokens: TaskTo
         record = versions.get(outcome.package_version)
         if record is None or record.approval is None:
             raise
-        if record.approval.status == "Approved":
-            tokens.succeed(task.task_token, record.approval.model_dump_json())
-        else:
-            cause = json.dumps({"package_version": outcome.package_version, "by": record.approval.decided_by})
-            tokens.fail(task.task_token, REJECTED_ERROR, cause)
+        _answer(task.task_token, record.approval, tokens)
 
 
 def decide_approval(
@@ -59,29 +55,49 @@ def decide_approval(
     registry: ModelRegistry,
     tokens: TaskTokens,
 ) -> ApprovalRecord:
+    """Record the decision once, then apply it (registry, waiting run). Applying is resumable: if the
+    registry or Step Functions failed after the decision was recorded, the same decision sent again
+    finishes the job instead of being refused."""
     record = versions.get(package_version)
     if record is None:
         raise VersionNotFound(f"no model version {package_version}")
+    status = "Approved" if body.decision == "approve" else "Rejected"
     if record.approval_status != "PendingManualApproval":
-        raise NotPending(f"model version {package_version} is {record.approval_status} already")
-    approval = ApprovalRecord(
-        package_version=package_version,
-        status="Approved" if body.decision == "approve" else "Rejected",
-        decided_by=reviewer,
-        decided_via="api",
-        rationale=body.rationale,
-        decided_at=now,
-    )
-    token = versions.decide(package_version, approval)  # NotPending if another reviewer was first
-    registry.set_status(
-        record.package_arn, approval.status, f"{approval.status} by {reviewer}: {body.rationale}"[:1024]
-    )
-    if token is not None:
-        if approval.status == "Approved":
-            tokens.succeed(token, approval.model_dump_json())
-        else:
-            tokens.fail(token, REJECTED_ERROR, json.dumps({"package_version": package_version, "by": reviewer}))
+        if record.approval is None or record.approval.status != status or record.approval.decided_via != "api":
+            raise NotPending(f"model version {package_version} is {record.approval_status} already")
+        approval = record.approval  # a retry of a decision whose application was interrupted
+    else:
+        approval = ApprovalRecord(
+            package_version=package_version,
+            status=status,
+            decided_by=reviewer,
+            decided_via="api",
+            rationale=body.rationale,
+            decided_at=now,
+        )
+        versions.decide(package_version, approval)  # NotPending if another reviewer was first
+    _apply(approval, record.package_arn, versions=versions, registry=registry, tokens=tokens)
     return approval
+
+
+def _apply(
+    approval: ApprovalRecord, package_arn: str, *, versions: ModelVersions, registry: ModelRegistry, tokens: TaskTokens
+) -> None:
+    # The rationale stays in the versions table (KMS): registry descriptions and execution histories
+    # are read by more people and services than reviewers.
+    registry.set_status(package_arn, approval.status, f"{approval.status} by {approval.decided_by}"[:1024])
+    token = versions.task_token(approval.package_version)
+    if token is not None:
+        _answer(token, approval, tokens)
+        versions.clear_task_token(approval.package_version)
+
+
+def _answer(token: str, approval: ApprovalRecord, tokens: TaskTokens) -> None:
+    if approval.status == "Approved":
+        tokens.succeed(token, json.dumps({"package_version": approval.package_version, "status": "Approved"}))
+    else:
+        cause = json.dumps({"package_version": approval.package_version, "by": approval.decided_by})
+        tokens.fail(token, REJECTED_ERROR, cause)
 
 
 def expire_approval(
@@ -103,5 +119,6 @@ def expire_approval(
         versions.decide(package_version, approval)
     except NotPending:
         return False
+    versions.clear_task_token(package_version)  # its wait has ended
     registry.set_status(record.package_arn, "Rejected", "Rejected: the review period ended without a decision")
     return True

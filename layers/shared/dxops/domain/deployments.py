@@ -56,6 +56,10 @@ class SmokeTestFailed(DomainError):
     """The endpoint serves, but not the deployed version, or not sensibly."""
 
 
+class SmokeTestUnavailable(DomainError):
+    """The endpoint could not answer yet (a serverless cold start, throttling): the step is retried."""
+
+
 class VersionNotDeployable(DomainError):
     pass
 
@@ -183,6 +187,7 @@ def prepare_deployment(
     model_name, config_name = f"{base}-model-{suffix}", f"{base}-config-{suffix}"
     current = endpoint.current_config(settings.endpoint_name)
     champion = versions.champion()
+    versions.set_deployment_status(request.package_version, "deploying")
     return DeploymentPlan(
         request=request,
         model_version=model_version,
@@ -221,22 +226,28 @@ def smoke_test(plan: DeploymentPlan, endpoint: PredictionEndpoint, samples: Samp
     body = {"records": [r.model_dump(mode="json") for r in records], "top_k": SMOKE_TOP_K, "explain": False}
     try:
         raw = endpoint.invoke(json.dumps(body).encode(), "application/json")
-    except (EndpointUnavailable, ModelRefused) as error:
-        raise SmokeTestFailed(f"the endpoint failed the smoke test: {error}") from None
+    except EndpointUnavailable as error:
+        raise SmokeTestUnavailable(f"the endpoint could not answer the smoke test: {error}") from None
+    except ModelRefused as error:
+        raise SmokeTestFailed(f"the endpoint refused the smoke test's records: {error}") from None
+    _check_answer(raw, plan.model_version, [r.record_id for r in records])
+    return len(records)
+
+
+def _check_answer(raw: bytes, model_version: str, record_ids: list[str]) -> None:
     try:
         answer = EndpointAnswer.model_validate_json(raw)
     except ValidationError:
         raise SmokeTestFailed("the endpoint answered in an unexpected format") from None
-    if answer.model_version != plan.model_version:
-        raise SmokeTestFailed(f"the endpoint serves {answer.model_version}, not {plan.model_version}")
-    if [p.record_id for p in answer.predictions] != [r.record_id for r in records]:
+    if answer.model_version != model_version:
+        raise SmokeTestFailed(f"the endpoint serves {answer.model_version}, not {model_version}")
+    if [p.record_id for p in answer.predictions] != record_ids:
         raise SmokeTestFailed("the endpoint's predictions do not match the records sent")
     for prediction in answer.predictions:
         # The ranking is the model's decision order (threshold-corrected, docs/model.md), not always
         # the order of the calibrated probabilities: both are checked for sense, not for sorting.
         if not prediction.diagnoses or any(not 0 <= d.probability <= 1 for d in prediction.diagnoses):
             raise SmokeTestFailed("the endpoint's ranking is empty or its probabilities are not probabilities")
-    return len(records)
 
 
 def verify_deployment(
