@@ -11,20 +11,14 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dxops.adapters.model_versions import DynamoDbModelVersions
 from dxops.adapters.stepfunctions import StepFunctionsExecutions
 from dxops.domain.deployments import start_deployment_on_approval
 from dxops.observability import logger, metrics, tracer
-from dxops.schemas.models import ModelPackageStateChange
+from dxops.schemas.models import PackageStateChangeEvent
 from dxops.settings import DeploymentTriggerSettings, load_settings
-
-
-class PackageStateChangeEvent(EventBridgeModel):
-    detail: ModelPackageStateChange
-
 
 settings = load_settings(DeploymentTriggerSettings)
 versions = DynamoDbModelVersions(settings.model_versions_table)

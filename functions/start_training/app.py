@@ -14,29 +14,12 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dxops.adapters.stepfunctions import StepFunctionsExecutions
-from dxops.domain.training_runs import start_training
+from dxops.domain.training_runs import start_training, training_request_for_event
 from dxops.observability import logger, metrics, tracer
-from dxops.schemas.datasets import DATASET_EVENT_SOURCE, DATASET_READY, DatasetReadyDetail
-from dxops.schemas.models import TrainingRequest
 from dxops.settings import TrainingTriggerSettings, load_settings
 
 settings = load_settings(TrainingTriggerSettings)
 runs = StepFunctionsExecutions(settings.training_state_machine_arn)
-
-
-def training_request(event: EventBridgeModel) -> TrainingRequest:
-    if event.source == DATASET_EVENT_SOURCE and event.detail_type == DATASET_READY:
-        detail = DatasetReadyDetail.model_validate(event.detail)
-        return TrainingRequest(
-            reason="dataset-ready",
-            requested_by=f"events:{DATASET_READY}",
-            trigger_id=event.id,
-            dataset_version=detail.dataset_version,
-        )
-    # The schedule (EventBridge "Scheduled Event"): the published version, one run per firing.
-    return TrainingRequest(
-        reason="schedule", requested_by=f"events:{event.detail_type}", trigger_id=event.time.strftime("%Y%m%dT%H%M%SZ")
-    )
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -44,7 +27,9 @@ def training_request(event: EventBridgeModel) -> TrainingRequest:
 @metrics.log_metrics
 @event_parser(model=EventBridgeModel)
 def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
-    request = training_request(event)
+    request = training_request_for_event(
+        source=event.source, detail_type=event.detail_type, detail=event.detail, event_id=event.id, time=event.time
+    )
     name, started = start_training(request, runs)
     metrics.add_metric(name="TrainingRunsStarted", unit=MetricUnit.Count, value=int(started))
     logger.info("training requested", extra={"run": name, "reason": request.reason, "started": started})

@@ -13,31 +13,17 @@ from pathlib import Path
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
+from tools.build_openapi import function_environment
+
 REPO = Path(__file__).resolve().parents[2]
 LAYER = REPO / "layers" / "shared"
 RUNTIME_PROVIDED = ("boto3",)  # the python3.13 Lambda runtime ships boto3 (and its closure)
 _SAM = yaml_parse((REPO / "template.yaml").read_text())
-GLOBAL_ENV = _SAM["Globals"]["Function"]["Environment"]["Variables"]
-FUNCTION_ENV = {
-    Path(r["Properties"]["CodeUri"]).name: r["Properties"].get("Environment", {}).get("Variables", {})
+FUNCTION_PROPERTIES = {
+    Path(r["Properties"]["CodeUri"]).name: r["Properties"]
     for r in _SAM["Resources"].values()
     if r["Type"] == "AWS::Serverless::Function"
 }
-
-
-PARAMETERS = _SAM.get("Parameters", {})
-
-
-def _placeholder(value: object) -> str:
-    """What a variable holds once deployed: a parameter's default, a !Sub with its names filled in,
-    a stand-in for a resource reference."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Ref" in value and "Default" in PARAMETERS.get(value["Ref"], {}):
-        return str(PARAMETERS[value["Ref"]]["Default"])
-    if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
-        return re.sub(r"\$\{[^}]+\}", "placeholder", value["Fn::Sub"])
-    return "100"
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -78,12 +64,11 @@ def test_handlers_import_with_only_the_layer_and_the_runtime(tmp_path: Path) -> 
             "assert callable(module.lambda_handler)"
         )
         # Every variable the template gives the function, as deployed (or a stand-in).
-        variables = {**GLOBAL_ENV, **FUNCTION_ENV[handler.parent.name]}
         lambda_env = {
             "PATH": os.environ["PATH"],
             "AWS_DEFAULT_REGION": "eu-west-1",
             "POWERTOOLS_TRACE_DISABLED": "true",
-            **{name: _placeholder(value) for name, value in variables.items()},
+            **function_environment(_SAM, FUNCTION_PROPERTIES[handler.parent.name]),
         }
         completed = subprocess.run(
             [str(python), "-c", probe], capture_output=True, text=True, env=lambda_env, check=False, cwd=tmp_path

@@ -46,9 +46,10 @@ def models(cloud: LocalCloud) -> dict[int, dict[str, Any]]:
     return {m["package_version"]: m for m in body}
 
 
-def package(version: int) -> dict[str, Any]:
+def package(cloud: LocalCloud, version: int) -> dict[str, Any]:
     sagemaker = boto3.client("sagemaker")
-    listed = sagemaker.list_model_packages(ModelPackageGroupName="dxops-dev-diagnosis")["ModelPackageSummaryList"]
+    group = cloud.outputs["ModelPackageGroupName"]
+    listed = sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
     arn = next(p["ModelPackageArn"] for p in listed if p["ModelPackageVersion"] == version)
     return dict(sagemaker.describe_model_package(ModelPackageName=arn))
 
@@ -101,7 +102,7 @@ def champion(cloud: LocalCloud) -> dict[str, Any]:
 
     pending = wait_pending(cloud, 1)
     assert pending["approval_status"] == "PendingManualApproval" and pending["dataset_version"] == version
-    assert package(1)["ModelApprovalStatus"] == "PendingManualApproval"
+    assert package(cloud, 1)["ModelApprovalStatus"] == "PendingManualApproval"
     assert deployment_names(cloud) == []  # nothing deploys before the approval
 
     body = {"decision": "approve", "rationale": "Beats the floors; per-site recall reviewed."}
@@ -125,7 +126,7 @@ def test_duplicate_dataset_ready_events_start_one_training(cloud: LocalCloud, ch
 def test_the_approved_version_serves_predictions(cloud: LocalCloud, champion: dict[str, Any]) -> None:
     assert champion["champion"] and champion["deployment_status"] == "serving"
     assert champion["approval"]["decided_by"] == REVIEWER and champion["approval"]["decided_via"] == "api"
-    registered = package(1)
+    registered = package(cloud, 1)
     assert registered["ModelApprovalStatus"] == "Approved"
     properties = registered["CustomerMetadataProperties"]
     assert properties["dataset_version"] == version_id(1) and properties["model_version"] == champion["model_version"]
@@ -157,7 +158,7 @@ def test_the_run_is_recorded_with_its_evidence_and_as_an_experiment_trial(
 
 def test_package_changes_other_than_approval_deploy_nothing(cloud: LocalCloud, champion: dict[str, Any]) -> None:
     before = deployment_names(cloud)
-    arn = package(1)["ModelPackageArn"]
+    arn = package(cloud, 1)["ModelPackageArn"]
     sagemaker = boto3.client("sagemaker")
     # Metadata-only updates of an approved package: the registry emits an event that still says
     # Approved (the deployment's own champion annotation already was one).
@@ -203,18 +204,18 @@ def test_a_reviewer_rejection_ends_the_waiting_run(cloud: LocalCloud, champion: 
     assert code == 200 and decision["status"] == "Rejected"
     run = wait_execution(cloud, TRAINING, started["run_name"])
     assert run["status"] == "SUCCEEDED" and states_entered(run["executionArn"])[-1] == "RejectedByReviewer"
-    assert package(2)["ModelApprovalStatus"] == "Rejected"
+    assert package(cloud, 2)["ModelApprovalStatus"] == "Rejected"
     again = call(cloud, "ModelsApiFunction", api_event("POST", "/models/2/approval", {**body, "decision": "approve"}))
     assert again[0] == 409  # decided once
     assert deployment_names(cloud) == before
 
 
-def _register_by_hand(model_data_url: str, model_version: str) -> int:
+def _register_by_hand(cloud: LocalCloud, model_data_url: str, model_version: str) -> int:
     """An approved package registered outside the pipeline (as from SageMaker Studio)."""
-    template = package(1)
+    template = package(cloud, 1)
     container = template["InferenceSpecification"]["Containers"][0]
     arn = boto3.client("sagemaker").create_model_package(
-        ModelPackageGroupName="dxops-dev-diagnosis",
+        ModelPackageGroupName=cloud.outputs["ModelPackageGroupName"],
         ModelApprovalStatus="Approved",
         InferenceSpecification={
             **template["InferenceSpecification"],
@@ -238,7 +239,7 @@ def test_a_broken_model_fails_its_deployment_and_the_previous_version_keeps_serv
     boto3.client("s3").put_object(Bucket=bucket, Key="training/models/broken/model.tar.gz", Body=archive.getvalue())
     before = deployment_names(cloud)
 
-    broken = _register_by_hand(f"s3://{bucket}/training/models/broken/model.tar.gz", "broken-1")
+    broken = _register_by_hand(cloud, f"s3://{bucket}/training/models/broken/model.tar.gz", "broken-1")
     deployment = last_deployment(cloud, before)
 
     assert deployment["status"] == "FAILED" and deployment["error"] == "DeploymentFailed"
@@ -254,11 +255,13 @@ def test_a_broken_model_fails_its_deployment_and_the_previous_version_keeps_serv
 def test_an_endpoint_alarm_during_the_canary_rolls_the_update_back(cloud: LocalCloud, champion: dict[str, Any]) -> None:
     """The template's error alarm in ALARM while the canary bakes: SageMaker's automatic rollback."""
     cloudwatch = boto3.client("cloudwatch")
-    alarm = "dxops-dev-endpoint-errors"
+    alarm = cloud.physical_id("EndpointErrorsAlarm")
     before = deployment_names(cloud)
     cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="test: 5xx errors of the canary")
     try:
-        _register_by_hand(package(1)["InferenceSpecification"]["Containers"][0]["ModelDataUrl"], "canary-1")
+        _register_by_hand(
+            cloud, package(cloud, 1)["InferenceSpecification"]["Containers"][0]["ModelDataUrl"], "canary-1"
+        )
         deployment = last_deployment(cloud, before)
     finally:
         cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="test: over")
@@ -272,7 +275,7 @@ def test_an_endpoint_alarm_during_the_canary_rolls_the_update_back(cloud: LocalC
 def test_rollback_by_one_api_call_restores_the_previous_version(cloud: LocalCloud, champion: dict[str, Any]) -> None:
     before = deployment_names(cloud)
     newer = _register_by_hand(
-        package(1)["InferenceSpecification"]["Containers"][0]["ModelDataUrl"], champion["model_version"]
+        cloud, package(cloud, 1)["InferenceSpecification"]["Containers"][0]["ModelDataUrl"], champion["model_version"]
     )
     assert last_deployment(cloud, before)["status"] == "SUCCEEDED"
     champion_item = boto3.client("dynamodb").get_item(

@@ -23,7 +23,6 @@ from tests.records import clinical_record
 from tests.unit.ml.tables import clinical_table, write_table
 
 pytestmark = pytest.mark.integration
-GROUP = "dxops-dev-diagnosis"
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ def register(cloud: LocalCloud, model_data_url: str, model_version: str) -> None
     code = json.loads(s3.get_object(Bucket=bucket, Key="training/code/current.json")["Body"].read())["sha256"]
     image = cloud.stack.properties["PrepareTrainingRunFunction"]["Environment"]["Variables"]["TRAINING_IMAGE_URI"]
     boto3.client("sagemaker").create_model_package(
-        ModelPackageGroupName=GROUP,
+        ModelPackageGroupName=cloud.outputs["ModelPackageGroupName"],
         ModelApprovalStatus="Approved",
         InferenceSpecification={
             "Containers": [

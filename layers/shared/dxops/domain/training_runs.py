@@ -25,7 +25,13 @@ from typing import Any
 from dxops.adapters.ports import Executions, ExperimentLog, JsonDocuments, ModelRegistry, ModelVersions
 from dxops.domain.dataset_versions import DATASETS_PREFIX, PUBLISHED_KEY, s3_uri
 from dxops.domain.errors import DomainError
-from dxops.schemas.datasets import DatasetManifest, PreviousVersion
+from dxops.schemas.datasets import (
+    DATASET_EVENT_SOURCE,
+    DATASET_READY,
+    DatasetManifest,
+    DatasetReadyDetail,
+    PreviousVersion,
+)
 from dxops.schemas.models import (
     ApprovalRecord,
     ChampionRef,
@@ -76,6 +82,21 @@ def run_name(request: TrainingRequest) -> str:
         return f"{prefix}-{safe}"
     # Changed or cut: the trigger id's digest keeps distinct ids distinct.
     return f"{prefix}-{safe[: 80 - len(prefix) - 14]}-{_digest(request.trigger_id, 12)}"
+
+
+def training_request_for_event(
+    *, source: str, detail_type: str, detail: Any, event_id: str, time: dt.datetime
+) -> TrainingRequest:
+    """DatasetReady (a new dataset version), else the training schedule's firing (the published version)."""
+    if source == DATASET_EVENT_SOURCE and detail_type == DATASET_READY:
+        ready = DatasetReadyDetail.model_validate(detail)
+        return TrainingRequest(
+            reason="dataset-ready",
+            requested_by=f"events:{DATASET_READY}",
+            trigger_id=event_id,
+            dataset_version=ready.dataset_version,
+        )
+    return TrainingRequest(reason="schedule", requested_by=f"events:{detail_type}", trigger_id=f"{time:%Y%m%dT%H%M%SZ}")
 
 
 def start_training(request: TrainingRequest, runs: Executions) -> tuple[str, bool]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
 from dxops.schemas.datasets import VersionId
@@ -275,3 +276,9 @@ class ModelPackageStateChange(BaseModel):
     ModelPackageVersion: PackageVersion
     ModelPackageArn: str
     ModelApprovalStatus: str
+
+
+class PackageStateChangeEvent(EventBridgeModel):
+    """The EventBridge event carrying a ModelPackageStateChange."""
+
+    detail: ModelPackageStateChange
