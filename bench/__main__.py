@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["ingest", "localcloud", "simulator", "etl", "model", "serving"]
+BENCHMARKS = ["ingest", "localcloud", "simulator", "etl", "model", "serving", "drift"]
 
 
 def main() -> None:

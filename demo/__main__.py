@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 
 from cohorts import CohortConfig, CohortGenerator, build_catalog
+from cohorts.drift import scenario as drift_scenario
 from cohorts.malformed import damage, malformed_choice
 from cohorts.output import write_cohort
 from devices.simulator import (
@@ -52,6 +53,10 @@ DEVICES, READINGS, READINGS_PER_MESSAGE, DEVICE_INVALID_RATE = 6, 30, 5, 0.1
 # Raw objects landing within one window start one data-processing run (template default 900 s;
 # short here so that the demo's run starts soon after ingestion).
 TRIGGER_WINDOW_SECONDS = 20
+RARE_DISEASES = 50
+# Monitoring at demo speed: a one-minute window, one drifted window alarms, retraining may start a
+# minute after the previous training started (the template's defaults: an hour, 3 windows, 6 hours).
+MONITORING_PERIOD_SECONDS, DRIFT_SCENARIO, TRAFFIC = 60, "new-site", 300
 
 
 CONSOLE = sys.stdout  # the handlers' stdout (JSON logs, EMF metrics) goes to a log file instead
@@ -68,7 +73,7 @@ def step(text: str) -> None:
 def synthetic_cohort(seed: int = 7) -> tuple[list[dict[str, Any]], dict[int, str], Counter[str]]:
     """Records of the cohort simulator (HPO-grounded common and rare diseases), BAD_SHARE damaged."""
     generator = CohortGenerator(
-        CohortConfig(records=RECORDS, seed=seed, monitored_rate=0.0), build_catalog(rare_count=50)
+        CohortConfig(records=RECORDS, seed=seed, monitored_rate=0.0), build_catalog(rare_count=RARE_DISEASES)
     )
     records, defects, kinds = [], {}, Counter[str]()
     for patient in generator:
@@ -402,6 +407,167 @@ def model_lifecycle(cloud: LocalCloud, api_url: str, dataset_version: str) -> di
     }
 
 
+def _serve(api_url: str, records: list[dict[str, Any]]) -> int:
+    """POST /predict in batches of 100; the predictions served."""
+    served = 0
+    for first in range(0, len(records), 100):
+        answer = call_api(f"{api_url}/predict", "POST", {"records": records[first : first + 100], "explain": False})
+        if answer.status != 200:
+            raise RuntimeError(f"POST /predict answered {answer.status}")
+        served += len(answer.body["predictions"])
+    return served
+
+
+def _monitor(cloud: LocalCloud) -> dict[str, Any]:
+    """One run of the monitoring state machine (as EventBridge Scheduler starts it); its summary."""
+    sfn = _sfn(cloud)
+    arn = sfn.start_execution(stateMachineArn=cloud.outputs["MonitoringStateMachineArn"])["executionArn"]
+    run = _wait(lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d, 300, "monitoring")
+    if run["status"] != "SUCCEEDED":
+        raise RuntimeError(f"monitoring run {run['name']}: {run['status']}")
+    return dict(json.loads(run["output"]))
+
+
+def _drift_line(summary: dict[str, Any]) -> str:
+    if summary["drift_status"] not in {"ok", "drift"}:
+        return f"{summary['drift_status']} ({summary['drift_samples']} predictions)"
+    drifted = ", ".join(
+        f"{f['name']} ({f['test']} {f['statistic']:.3g}"
+        + (f", p {f['p_value']:.2g})" if f["p_value"] is not None else ")")
+        for f in summary["drifted_features"][:5]
+    )
+    return (
+        f"{summary['drift_status']}: {len(summary['drifted_features'])} of {summary['features_tested']} features "
+        f"drifted over {summary['drift_samples']} predictions" + (f" - {drifted}" if drifted else "")
+    )
+
+
+def monitoring_and_retraining(cloud: LocalCloud, api_url: str, first: dict[str, Any]) -> dict[str, Any]:
+    step(
+        f"Monitoring: traffic like the training data, then a drift scenario ({DRIFT_SCENARIO}) -> drift detected -> "
+        "alarm -> retraining through the guard -> review -> deployment"
+    )
+    catalog = build_catalog(rare_count=RARE_DISEASES)
+
+    def cohort(name: str, start: int) -> list[dict[str, Any]]:
+        config = CohortConfig(records=start + TRAFFIC, seed=11, monitored_rate=0.0, scenario=drift_scenario(name))
+        return [p.record for p in CohortGenerator(config, catalog).stream(start, start + TRAFFIC)]
+
+    served = _serve(api_url, cohort("baseline", 1000))
+    baseline_served = time.monotonic()
+    quiet = _monitor(cloud)
+    say(f"  {served} predictions of new patients like the training data; the monitor: {_drift_line(quiet)}")
+    say(f"  waiting for the next monitoring window ({MONITORING_PERIOD_SECONDS} s at demo speed)")
+    time.sleep(max(0.0, MONITORING_PERIOD_SECONDS + 1 - (time.monotonic() - baseline_served)))
+    drifted_served = _serve(api_url, cohort(DRIFT_SCENARIO, 2000))
+    drift = _monitor(cloud)
+    say(
+        f"  {drifted_served} predictions of the {DRIFT_SCENARIO} scenario: {drift_scenario(DRIFT_SCENARIO).description}"
+    )
+    say(f"  the monitor: {_drift_line(drift)}")
+    say(f"  report: {drift['report_uri']}")
+    cw = boto3.client("cloudwatch", endpoint_url=cloud.endpoint)
+    alarm_name = cloud.physical_id("DriftAlarm")
+    _wait(
+        lambda: cw.describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"][0]["StateValue"] == "ALARM",
+        60,
+        "the drift alarm",
+    )
+    say(f"  alarm {alarm_name}: ALARM -> EventBridge -> StartTrainingFunction (retraining guard)")
+    retrain = _wait(
+        lambda: [e for e in _executions(cloud, "TrainingStateMachineArn") if e["name"].startswith("retrain-")],
+        60,
+        "a retraining run",
+    )[0]
+    say(f"  retraining run {retrain['name']}")
+    # The alarm fires again while it trains (a flapping metric): the guard suppresses and records it.
+    cw.set_alarm_state(AlarmName=alarm_name, StateValue="OK", StateReason="demo: back to normal")
+    cw.set_alarm_state(AlarmName=alarm_name, StateValue="ALARM", StateReason="demo: drifted again")
+    triggers = _wait(
+        lambda: [t for t in call_api(f"{api_url}/trainings/triggers", "GET").body if t["outcome"] == "suppressed"],
+        30,
+        "the suppressed trigger",
+    )
+    say(f"  alarm again while it trains: suppressed ({triggers[0]['suppressed_because']}), recorded")
+    second = _wait(
+        lambda: [
+            v for v in call_api(f"{api_url}/models", "GET").body if v["package_version"] != first["package_version"]
+        ],
+        900,
+        "the retrained version",
+    )[0]
+    say(
+        f"  registered model version {second['package_version']} ({second['model_version']}); the demo reviews it "
+        f"(ApprovalPolicy manual): POST /models/{second['package_version']}/approval"
+    )
+    decision = call_api(
+        f"{api_url}/models/{second['package_version']}/approval",
+        "POST",
+        {"decision": "approve", "rationale": "Demo review: retrained after drift; comparison and evidence read."},
+    )
+    sfn = _sfn(cloud)
+    deployment = _wait(
+        lambda: [
+            d
+            for e in _executions(cloud, "DeploymentStateMachineArn")
+            if (d := sfn.describe_execution(executionArn=e["executionArn"]))["status"] != "RUNNING"
+            and json.loads(d["input"]).get("package_version") == second["package_version"]
+        ],
+        600,
+        "the new version's deployment",
+    )[0]
+    models = {v["package_version"]: v for v in call_api(f"{api_url}/models", "GET").body}
+    evidence_uri = models[second["package_version"]]["evidence_uri"]
+    bucket, key = evidence_uri.removeprefix("s3://").split("/", 1)
+    s3 = boto3.client("s3", endpoint_url=cloud.endpoint)
+    request = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["request"]
+    say(
+        f"  deployment {deployment['name']}: {deployment['status']}; versions: "
+        + ", ".join(
+            f"{v} ({m['deployment_status'] or m['approval_status']}{', champion' if m['champion'] else ''})"
+            for v, m in sorted(models.items())
+        )
+    )
+    checks = {
+        "no_drift_on_traffic_like_the_training_data": quiet["drift_status"] == "ok",
+        "drift_scenario_detected": drift["drift_status"] == "drift",
+        "drift_alarm_started_one_retraining": len(
+            [e for e in _executions(cloud, "TrainingStateMachineArn") if e["name"].startswith("retrain-")]
+        )
+        == 1,
+        "retrained_version_carries_the_drift_evidence": request["reason"] == "retraining-trigger"
+        and request["evidence"]["monitoring"]["drift_status"] == "drift",
+        "retrained_version_approved_and_deployed": decision.status == 200
+        and deployment["status"] == "SUCCEEDED"
+        and models[second["package_version"]]["champion"],
+    }
+    for name, ok in checks.items():
+        say(f"  {'OK  ' if ok else 'FAIL'} {name}")
+    return {
+        "scenario": DRIFT_SCENARIO,
+        "no_drift_window": {k: quiet[k] for k in ("drift_status", "drift_samples", "features_tested", "drift_share")},
+        "drift_window": {
+            k: drift[k]
+            for k in (
+                "drift_status",
+                "drift_samples",
+                "features_tested",
+                "drift_share",
+                "drifted_features",
+                "report_uri",
+            )
+        },
+        "retraining_run": retrain["name"],
+        "trigger_evidence": request["evidence"]["alarm"],
+        "suppressed_triggers": [{k: t[k] for k in ("run_name", "suppressed_because", "detail")} for t in triggers],
+        "versions": {
+            v: {k: m[k] for k in ("model_version", "approval_status", "deployment_status", "champion", "metrics")}
+            for v, m in sorted(models.items())
+        },
+        "checks": checks,
+    }
+
+
 def erase_patient(cloud: LocalCloud, api_url: str, site: str, patient_id: str) -> dict[str, Any]:
     step("GDPR erasure of one patient (a monitored one: records, device readings and binding)")
     raw = cloud.outputs["RawBucketName"]
@@ -506,6 +672,9 @@ def main() -> int:
         "DeploymentPollSeconds": "2",
         "ApprovalPolicy": "manual",
         "TrainingHyperparameters": json.dumps(LIFECYCLE_HYPERPARAMETERS),
+        "MonitoringPeriodSeconds": str(MONITORING_PERIOD_SECONDS),
+        "DriftAlarmPeriods": "1",
+        "RetrainingCooldownSeconds": "60",
     }
     with LocalCloud.start(server=True, parameters=parameters) as cloud, serve_api(cloud) as api:
         api_url = api.base_url()
@@ -539,6 +708,11 @@ def main() -> int:
                 if published
                 else {"checks": {"model_lifecycle_ran": False}}
             )
+            monitoring = (
+                monitoring_and_retraining(cloud, api_url, lifecycle["model"])
+                if "model" in lifecycle
+                else {"checks": {"monitoring_ran": False}}
+            )
             erasure = erase_patient(cloud, api_url, site, monitored[0])
         clocks = {
             "scheduled_rules": scheduled_rules,
@@ -552,6 +726,7 @@ def main() -> int:
         "ingestion": {"clinical": clinical, "devices": devices, **result},
         "data_processing": processing,
         "model_lifecycle": lifecycle,
+        "monitoring": monitoring,
         "erasure": erasure,
         "model": model,
         "clocks": clocks,
@@ -563,6 +738,7 @@ def main() -> int:
         **result["checks"],
         **processing["checks"],
         **lifecycle["checks"],
+        **monitoring["checks"],
         **erasure["checks"],
         **model["checks"],
     }

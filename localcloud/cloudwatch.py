@@ -18,7 +18,10 @@ INSUFFICIENT_DATA), and nothing turns the Embedded Metric Format documents that 
   runs the alarm's actions for the new state (SNS topics, Lambda functions), as AWS does.
 - `CloudWatchBackend.put_metric_alarm` is wrapped: new alarms start INSUFFICIENT_DATA; updating an
   alarm keeps its state.
-- AWS::CloudWatch::Alarm provisioner; `start_alarm_evaluator(interval)` evaluates on a clock.
+- AWS::CloudWatch::Alarm and AWS::CloudWatch::Dashboard provisioners (a dashboard body must be a
+  JSON object with a "widgets" list, as CloudWatch requires: InvalidParameterInput otherwise;
+  moto's PutDashboard checks only that it is JSON); `start_alarm_evaluator(interval)` evaluates
+  on a clock.
 
 tests/localcloud/cloudwatch/test_moto_pins.py pins the moto internals used here.
 """
@@ -34,6 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
 from moto.cloudwatch.models import CloudWatchBackend, MetricAggregatedDatum, MetricDatum, cloudwatch_backends
 
 from localcloud import events
@@ -555,6 +559,41 @@ def cloudwatch_alarm(ctx: Context, logical_id: str, props: dict[str, Any]) -> Ph
     return Physical(name, {"Arn": ctx.arn("cloudwatch", f"alarm:{name}")})
 
 
+def _dashboard_body_problem(body: Any) -> str | None:
+    """Why CloudWatch would refuse a DashboardBody (InvalidParameterInput, with its message), or
+    None. moto checks only that the body parses as JSON."""
+    if not isinstance(body, str):
+        return f"DashboardBody must be a string (JSON text), not {type(body).__name__}"
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return "Body is invalid JSON"
+    if not isinstance(document, dict):
+        path, message = "", "Should be object"
+    elif "widgets" not in document:
+        path, message = "", "Should have required property 'widgets'"
+    elif not isinstance(document["widgets"], list):
+        path, message = "/widgets", "Should be array"
+    else:
+        return None
+    detail = json.dumps([{"dataPath": path, "message": message}], indent=1)
+    return f"The dashboard body is invalid, there are 1 validation errors:\n{detail}"
+
+
+def cloudwatch_dashboard(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
+    """AWS::CloudWatch::Dashboard: PutDashboard with the body as given (after Fn::Sub); a body that
+    is not a JSON object with a "widgets" list fails the deployment as CloudWatch refuses it."""
+    name = props.get("DashboardName") or ctx.name(logical_id, max_length=255)
+    body = props.get("DashboardBody")
+    problem = _dashboard_body_problem(body)
+    if problem is not None:
+        raise ClientError(
+            {"Error": {"Code": "InvalidParameterInput", "Message": f"{logical_id}: {problem}"}}, "PutDashboard"
+        )
+    ctx.client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=body)
+    return Physical(name)
+
+
 # --------------------------------------------------------------------------------------------------
 # Life cycle.
 
@@ -597,13 +636,14 @@ def start_alarm_evaluator(interval: float = 10.0, *, region: str | None = None) 
 
 
 def install() -> None:
-    """Wrap moto's alarm state and creation once; register the provisioner and the EMF listener."""
+    """Wrap moto's alarm state and creation once; register the provisioners and the EMF listener."""
     global _INSTALLED  # noqa: PLW0603 - process-wide patches, applied once
     if not _INSTALLED:
         CloudWatchBackend.set_alarm_state = _set_alarm_state  # type: ignore[method-assign]
         CloudWatchBackend.put_metric_alarm = _put_metric_alarm  # type: ignore[method-assign]
         _INSTALLED = True
     register_provisioner("AWS::CloudWatch::Alarm", cloudwatch_alarm)
+    register_provisioner("AWS::CloudWatch::Dashboard", cloudwatch_dashboard)
     _listen()
 
 

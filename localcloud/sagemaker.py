@@ -11,7 +11,8 @@ contract, InProgress -> Completed / Failed / Stopped with SecondaryStatus transi
     .tar.gz or file:// URI), JSON-encoded or not; or AlgorithmSpecification.ContainerEntrypoint /
     ContainerArguments (paths mapped as below). Other jobs (built-in algorithms) fail with a reason.
   - /opt/ml is laid out in a per-job directory: input/config/{hyperparameters,inputdataconfig,
-    resourceconfig}.json, input/data/<channel>/ (S3Prefix channels downloaded), code/, model/,
+    resourceconfig}.json, input/data/<channel>/ (S3Prefix and ManifestFile channels downloaded,
+    as for processing inputs below), code/, model/,
     output/ (the `failure` file), output/data/, checkpoints (CheckpointConfig synced from/to S3).
   - SM_* variables as the sagemaker-training-toolkit sets them, TRAINING_JOB_NAME/ARN,
     SAGEMAKER_BASE_DIR, and the job's Environment; the command is `<python> <entry point>
@@ -31,6 +32,11 @@ contract, InProgress -> Completed / Failed / Stopped with SecondaryStatus transi
 Processing (CreateProcessingJob): ProcessingInputs (S3) are downloaded to their LocalPath, the
   ContainerEntrypoint + ContainerArguments run, ProcessingOutputs are uploaded when it succeeds;
   /opt/ml/output/message becomes ExitMessage; the job's Environment (which moto drops) is kept.
+  S3DataType S3Prefix: every object under the prefix; ManifestFile: S3Uri names a manifest (a JSON
+  array `[{"prefix": "s3://bucket/some/prefix/"}, "relative/key", ...]`) and each listed object
+  lands at LocalPath/<relative key> (only the prefix: an empty LocalPath). A missing or malformed
+  manifest, or a listed object that does not exist, fails the job before its container runs
+  ("ClientError: Failed to download data. ..."). AugmentedManifestFile is not emulated.
 Endpoints (CreateEndpoint / UpdateEndpoint / DeleteEndpoint, InvokeEndpoint): one model server
   process per production variant (localcloud/sagemaker_serving.py: model.tar.gz extracted,
   model_fn once, GET /ping, POST /invocations with input_fn / predict_fn / output_fn).
@@ -117,6 +123,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import boto3
+from botocore.exceptions import ClientError
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
@@ -137,6 +144,7 @@ HOST = "algo-1"
 CONTAINER_ML = "/opt/ml"
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
+_INPUT_DATA_TYPES = ("S3Prefix", "ManifestFile")  # AugmentedManifestFile (Pipe mode) is not emulated
 MAX_REASON = 1024  # FailureReason and ExitMessage are at most 1 KB on AWS
 MAX_LOG_LINES = 100_000  # per job to CloudWatch Logs; the job's log file has all of them
 
@@ -335,6 +343,60 @@ def _download_file(aws: _Aws, uri: str, dest: Path) -> None:
         return
     bucket, key = _split_s3(uri)
     aws.client("s3").download_file(bucket, key, str(dest))
+
+
+def _read_manifest(aws: _Aws, uri: str) -> tuple[str, list[str]]:
+    """A manifest file's prefix and relative keys: `[{"prefix": "s3://bucket/some/prefix/"},
+    "relative/key", ...]`, as SageMaker reads it for S3DataType ManifestFile."""
+    local = _local_source(uri)
+    try:
+        if local is not None:
+            text = local.read_bytes()
+        else:
+            bucket, key = _split_s3(uri)
+            text = aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (OSError, ClientError) as exc:
+        raise JobError(f"the manifest file {uri} could not be read: {exc}") from exc
+    try:
+        manifest = json.loads(text)
+    except ValueError as exc:
+        raise JobError(f"the manifest file {uri} is not valid JSON: {exc}") from exc
+    head = manifest[0] if isinstance(manifest, list) and manifest else None
+    prefix = head.get("prefix") if isinstance(head, dict) else None
+    if not isinstance(prefix, str) or not prefix.startswith("s3://") or len(prefix) <= len("s3://"):
+        raise JobError(f'the manifest file {uri} must be a JSON array starting with {{"prefix": "s3://..."}}')
+    keys = manifest[1:]
+    if not all(isinstance(k, str) and k for k in keys):
+        raise JobError(f"the manifest file {uri} must list its objects as non-empty strings after the prefix")
+    return prefix, keys
+
+
+def _download_manifest(aws: _Aws, uri: str, dest: Path) -> int:
+    """Every object a manifest file lists into dest/<relative key> (an empty list: an empty dest);
+    how many. A listed object that is missing fails the download."""
+    prefix, keys = _read_manifest(aws, uri)
+    dest.mkdir(parents=True, exist_ok=True)
+    for relative in keys:
+        source = prefix + relative
+        try:
+            target = _inside(dest, relative)
+        except ValueError as exc:
+            raise JobError(f"the manifest file {uri} lists {relative!r}, which leaves the input directory") from exc
+        try:
+            _download_file(aws, source, target)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in {"404", "NoSuchKey", "NoSuchBucket"}:
+                raise JobError(f"{source} listed in the manifest file {uri} does not exist") from exc
+            raise JobError(f"{source} listed in the manifest file {uri} could not be downloaded: {exc}") from exc
+    return len(keys)
+
+
+def _download_input(aws: _Aws, data_type: str, uri: str, dest: Path) -> int:
+    """An S3Prefix or ManifestFile input into dest; how many objects."""
+    if data_type == "ManifestFile":
+        return _download_manifest(aws, uri, dest)
+    return _download_prefix(aws, uri, dest)
 
 
 def _join_s3(prefix: str, *parts: str) -> str:
@@ -755,10 +817,15 @@ class _TrainingJob(_Job):
             s3 = source.get("S3DataSource")
             if s3 is None:
                 raise JobError(f"channel {name}: only S3DataSource is supported locally")
-            if s3.get("S3DataType", "S3Prefix") != "S3Prefix":
-                raise JobError(f"channel {name}: S3DataType {s3['S3DataType']} is not supported locally")
+            data_type = s3.get("S3DataType", "S3Prefix")
+            if data_type not in _INPUT_DATA_TYPES:
+                raise JobError(f"channel {name}: S3DataType {data_type} is not supported locally")
             path = data_dir / name
-            if _download_prefix(self.aws, s3["S3Uri"], path) == 0:
+            try:
+                count = _download_input(self.aws, data_type, s3["S3Uri"], path)
+            except JobError as exc:
+                raise JobError(f"Data download failed: channel {name}: {exc}") from exc
+            if count == 0:
                 raise JobError(f"Data download failed: no objects under {s3['S3Uri']} for channel {name}")
             channels[name] = path
         return channels
@@ -970,10 +1037,14 @@ class _ProcessingJob(_Job):
             s3 = item.get("S3Input")
             if s3 is None:
                 raise JobError(f"input {item.get('InputName')}: only S3Input is supported locally")
-            if s3.get("S3DataType", "S3Prefix") != "S3Prefix":
-                raise JobError(f"input {item.get('InputName')}: S3DataType {s3['S3DataType']} is not supported")
+            data_type = s3.get("S3DataType", "S3Prefix")
+            if data_type not in _INPUT_DATA_TYPES:
+                raise JobError(f"input {item.get('InputName')}: S3DataType {data_type} is not supported")
             paths.append(s3["LocalPath"])
-            _download_prefix(self.aws, s3["S3Uri"], self._local(s3["LocalPath"]))
+            try:
+                _download_input(self.aws, data_type, s3["S3Uri"], self._local(s3["LocalPath"]))
+            except JobError as exc:
+                raise JobError(f"Failed to download data. Input {item.get('InputName')}: {exc}") from exc
         for output in outputs:
             paths.append(output["S3Output"]["LocalPath"])
             self._local(output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)

@@ -9,8 +9,9 @@ entry points at the root, because SageMaker runs the entry point as a script fro
   dxops_train.py      the training job's entry point (ml.train under the container contract)
   dxops_inference.py  the endpoint's entry point (model_fn, input_fn, predict_fn, output_fn)
   dxops_compare.py    the promotion gate's processing job (ml.compare under the processing
-                      contract; a processing job installs nothing: requirements.txt is the
-                      caller's to install, e.g. `pip install -r requirements.txt` before it)
+                      contract; a processing job installs nothing: the entry point installs
+                      requirements.txt when the image lacks it)
+  dxops_monitor.py    the drift and live-quality monitor's processing job (ml.monitor, the same way)
 The archive is reproducible: sorted members, fixed times and owners.
 """
 
@@ -36,6 +37,16 @@ VOCAB_FILES = (
     "units.py",
 )
 TRAIN_ENTRY, INFERENCE_ENTRY, COMPARE_ENTRY = "dxops_train.py", "dxops_inference.py", "dxops_compare.py"
+MONITOR_ENTRY = "dxops_monitor.py"
+_PROCESSING_ENTRY = (
+    '"""SageMaker Processing entry point: {what} ({module})."""\n\n'
+    "import importlib.util\nimport subprocess\nimport sys\nfrom pathlib import Path\n\n"
+    'if importlib.util.find_spec("imblearn") is None:\n'
+    '    requirements = Path(__file__).with_name("requirements.txt")\n'
+    '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-r", str(requirements)], check=True)\n'
+    "sys.path.insert(0, str(Path(__file__).parent))\n\n"
+    "from {package} import main  # noqa: E402\n\nsys.exit(main())\n"
+)
 ENTRY_POINTS = {
     TRAIN_ENTRY: '"""SageMaker training entry point (script mode)."""\n\n'
     "import sys\n\nfrom ml.train import main\n\nsys.exit(main())\n",
@@ -44,13 +55,12 @@ ENTRY_POINTS = {
     '__all__ = ["input_fn", "model_fn", "output_fn", "predict_fn"]\n',
     # Processing jobs, unlike training jobs, install no requirements.txt: the entry point installs
     # what the image lacks before importing the code that needs it.
-    COMPARE_ENTRY: '"""SageMaker Processing entry point: the promotion gate\'s evaluation (ml/compare.py)."""\n\n'
-    "import importlib.util\nimport subprocess\nimport sys\nfrom pathlib import Path\n\n"
-    'if importlib.util.find_spec("imblearn") is None:\n'
-    '    requirements = Path(__file__).with_name("requirements.txt")\n'
-    '    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-r", str(requirements)], check=True)\n'
-    "sys.path.insert(0, str(Path(__file__).parent))\n\n"
-    "from ml.compare import main  # noqa: E402\n\nsys.exit(main())\n",
+    COMPARE_ENTRY: _PROCESSING_ENTRY.format(
+        what="the promotion gate's evaluation", module="ml/compare.py", package="ml.compare"
+    ),
+    MONITOR_ENTRY: _PROCESSING_ENTRY.format(
+        what="the drift and live-quality monitor", module="ml/monitor.py", package="ml.monitor"
+    ),
 }
 # Tooling that never runs in the image (plots need matplotlib; this builder).
 EXCLUDED = {"report.py", "evaluate.py", "rank.py", "build_source_dir.py"}

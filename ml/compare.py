@@ -24,7 +24,7 @@ the first model) and the table in /opt/ml/processing/input/{candidate,champion,d
 input is a model directory or a folder holding the training job's model.tar.gz; the table is
 Parquet files, partitions included, or one CSV), the result in /opt/ml/processing/output/.
 DXOPS_PROCESSING_ROOT replaces /opt/ml/processing (the message then goes to its sibling
-output/message); on the local cloud, paths are under LOCALCLOUD_CONTAINER_ROOT.
+output/message); on the local cloud, paths are under LOCALCLOUD_CONTAINER_ROOT (ml/processing.py).
 """
 
 from __future__ import annotations
@@ -34,13 +34,11 @@ import gzip
 import hashlib
 import json
 import math
-import os
 import shutil
 import sys
 import tarfile
 import tempfile
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -53,6 +51,8 @@ from sklearn.metrics import recall_score
 
 from ml.metrics import align, is_rare_code
 from ml.model import MANIFEST, DiagnosisModel, ModelError
+from ml.processing import failure_message as processing_failure
+from ml.processing import processing_root, report_failure
 from ml.scoring import score_rows
 from ml.table import LABEL, MAX_CATEGORIES, PATIENT_ID, TableError, labelled, read_table
 from ml.train import (
@@ -68,7 +68,6 @@ from ml.train import (
 
 COMPARISON_JSON, COMPARISON_MD = "comparison.json", "comparison.md"
 CANDIDATE_DOCUMENTS = ("model_card.md", "evaluation.json")
-PROCESSING = "/opt/ml/processing"
 SPLIT_KINDS = ("holdout", "hashed")
 COHORT_COLUMNS = ("sex", "source")  # categorical cohorts, when the table has them
 AGE_COLUMN = "age_years"
@@ -552,17 +551,6 @@ def write(out: Path, document: dict[str, Any]) -> None:
 
 
 # -- entry points ---------------------------------------------------------------------------------
-def processing_root() -> Path | None:
-    """/opt/ml/processing (or its override) when this runs as a SageMaker Processing job, else None."""
-    override = os.environ.get("DXOPS_PROCESSING_ROOT")
-    if override:
-        return Path(override)
-    root = Path(os.environ.get("LOCALCLOUD_CONTAINER_ROOT", "/")) / PROCESSING.lstrip("/")
-    if (root / "input").is_dir() or (root.parent / "config" / "processingjobconfig.json").is_file():
-        return root
-    return None
-
-
 def _input_uris(root: Path) -> dict[str, str]:
     """{input folder name: S3 URI} from the job's configuration, when there is one."""
     config = root.parent / "config" / "processingjobconfig.json"
@@ -594,11 +582,7 @@ def processing_inputs(root: Path) -> Inputs:
 
 def failure_message(error: BaseException) -> str:
     """Our own errors as they are; anyone else's without its text (it may quote a value)."""
-    if isinstance(error, (CompareError, TableError, ModelError, ConfigError)):
-        return f"dxops-compare: {error}"
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
-    return f"dxops-compare: the comparison failed ({type(error).__name__}{where}; details withheld)"
+    return processing_failure(error, "dxops-compare", (CompareError, TableError, ModelError, ConfigError), "comparison")
 
 
 def _fraction(text: str) -> float:
@@ -680,12 +664,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if candidate is not None and (candidate / name).is_file():
                     shutil.copyfile(candidate / name, inputs.out / f"candidate_{name}")
     except Exception as error:  # every failure is reported, none with a record's value
-        message = failure_message(error)
-        print(message, file=sys.stderr, flush=True)
-        if root is not None:  # /opt/ml/output/message: the job's ExitMessage (its first 1 KB)
-            failure = root.parent / "output" / "message"
-            failure.parent.mkdir(parents=True, exist_ok=True)
-            failure.write_bytes(message.encode()[:1024].decode(errors="ignore").encode())
+        report_failure(failure_message(error), root)
         return 1
     progress(f"{document['verdict']}: {'; '.join(document['reasons']) or 'every check holds'}")
     summary = {key: document[key] for key in ("verdict", "clearly_better")}

@@ -36,7 +36,7 @@ def _number(value: Any, where: str) -> float | None:
     return float(value)
 
 
-def _current(term: str) -> str:
+def current_term(term: str) -> str:
     """The term's current id (an obsolete or alternative id maps to its primary, as the API does)."""
     try:
         return canonical_hpo_id(term)
@@ -59,7 +59,7 @@ def _phenotypes(
     for index, phenotype in enumerate(phenotypes):
         if not isinstance(phenotype, Mapping) or not isinstance(phenotype.get("hpo_id"), str):
             raise RecordError(f"{where}.phenotypes[{index}]: expected {{'hpo_id': 'HP:nnnnnnn', 'status': ...}}")
-        term, status = _current(phenotype["hpo_id"]), phenotype.get("status", "observed")
+        term, status = current_term(phenotype["hpo_id"]), phenotype.get("status", "observed")
         if status == "excluded":
             row.setdefault(term, -1)
             continue

@@ -49,6 +49,7 @@ from dxops.vocab.training_metrics import METRIC_PREFIX
 from ml.candidates import Candidate, Settings, SupervisedModel
 from ml.combine import FitCases, Weights, candidate_table, choose_threshold, fit_weights
 from ml.distributed import Cluster, broadcast, cluster_from_environment, communicator, gather, tracker
+from ml.drift_profile import write_baseline
 from ml.knowledge import default_model
 from ml.metrics import classification_metrics, is_rare_code
 from ml.model import MANIFEST, DiagnosisModel, knowledge_candidates, phenotype_cases
@@ -476,6 +477,8 @@ def train(data: Path, out: Path, config: TrainConfig) -> dict[str, Any]:
     manifest["held_out"] = held_out_record("holdout", config, record_ids(test))
     manifest["training_patients"] = write_training_patients(out, patient_digests(training[PATIENT_ID]))
     model = DiagnosisModel(supervised, classes, counts, selection.weights, manifest, knowledge=trainer.knowledge)
+    # The drift monitor's reference (ml/drift_profile.py): inside every model version's model.tar.gz.
+    manifest["drift_baseline"] = write_baseline(out, training, model, config.settings.seed, held_out=test)
     return finish(out, model, test, selection, started)
 
 
@@ -534,6 +537,8 @@ def train_distributed(data: Path, out: Path, config: TrainConfig, cluster: Clust
     manifest["held_out"] = held_out_record("hashed", config, held_ids)
     manifest["training_patients"] = write_training_patients(out, patients)
     model = DiagnosisModel(supervised, classes, counts, selection.weights, manifest, knowledge=trainer.knowledge)
+    # The drift monitor's reference (ml/drift_profile.py): inside every model version's model.tar.gz.
+    manifest["drift_baseline"] = write_baseline(out, training, model, config.settings.seed, held_out=test)
     return finish(out, model, test, selection, started)
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from dxops.domain.pseudonymisation import PseudonymKey
 from dxops.schemas.device import DeviceBinding
+from dxops.schemas.training_triggers import GuardState, TriggerRecord
 
 
 class InMemoryObjectStore:
@@ -307,6 +311,7 @@ class InMemoryExecutions:
 
     def __init__(self) -> None:
         self.executions: dict[str, str] = {}
+        self.statuses: dict[str, str] = {}
         self.starts: list[str] = []  # every execution started, in order
         self.fail_next: Exception | None = None
 
@@ -318,14 +323,22 @@ class InMemoryExecutions:
             return False
         json.loads(document)  # an execution's input is JSON
         self.executions[name] = document
+        self.statuses[name] = "RUNNING"
         self.starts.append(name)
         return True
+
+    def status(self, name: str) -> str | None:
+        return self.statuses.get(name)
+
+    def finish(self, name: str, status: str = "SUCCEEDED") -> None:
+        self.statuses[name] = status
 
     def input(self, name: str) -> dict[str, Any]:
         return dict(json.loads(self.executions[name]))
 
     def forget(self, name: str) -> None:
         del self.executions[name]
+        self.statuses.pop(name, None)
 
 
 class InMemoryJsonDocuments:
@@ -567,3 +580,45 @@ class ScriptedEndpoint:
         if isinstance(self.answer, Exception):
             raise self.answer
         return self.answer
+
+
+class InMemoryTrainingTriggers:
+    """TrainingTriggers: the guard's state with its revision check, and the triggers recorded.
+    `interleave` runs once before the next conditional write (another trigger winning the race)."""
+
+    def __init__(self) -> None:
+        self.state = GuardState()
+        self.records: list[TriggerRecord] = []
+        self.interleave: Callable[[], None] | None = None
+        self._lock = threading.Lock()  # the conditional write is atomic, as DynamoDB's
+
+    def guard_state(self) -> GuardState:
+        return self.state
+
+    def replace_guard_state(self, state: GuardState, *, expected_revision: int) -> bool:
+        if self.interleave is not None:
+            interleave, self.interleave = self.interleave, None
+            interleave()
+        with self._lock:
+            if self.state.revision != expected_revision:
+                return False
+            self.state = state
+            return True
+
+    def record(self, trigger: TriggerRecord) -> None:
+        self.records.append(trigger)
+
+    def recent(self, since: dt.datetime) -> list[TriggerRecord]:
+        return sorted((r for r in self.records if r.at >= since), key=lambda r: r.at)
+
+
+class InMemoryKeyListing:
+    """KeyListing over a set of keys (or over an InMemoryObjectStore's objects)."""
+
+    def __init__(self, keys: list[str] | None = None, store: InMemoryObjectStore | None = None) -> None:
+        self.keys = list(keys or [])
+        self.store = store
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys = set(self.keys) | set(self.store.objects if self.store is not None else ())
+        return sorted(k for k in keys if k.startswith(prefix))

@@ -6,6 +6,7 @@
     python -m tools.models reject 4 --rationale "calibration worse than the champion's"
     python -m tools.models rollback [--idempotency-key K]
     python -m tools.models train [--dataset-version V] [--set max_depth=6 ...] [--idempotency-key K]
+    python -m tools.models triggers [--days 7]     every training trigger, started or suppressed (why)
 
 The API's base URL is --api-url, else $DXOPS_API_URL, else the ApiUrl output of the stack named by
 --stack-name (CloudFormation DescribeStacks; AWS_ENDPOINT_URL is honoured). Credentials come from
@@ -66,6 +67,8 @@ def api_request(args: argparse.Namespace) -> ApiRequest:
         return ApiRequest("POST", f"/models/{args.version}/approval", decision)
     if args.command == "rollback":
         return ApiRequest("POST", "/models/rollback", headers=key)
+    if args.command == "triggers":
+        return ApiRequest("GET", f"/trainings/triggers?days={args.days}")
     body: dict[str, Any] = {"hyperparameters": dict(args.hyperparameters)}
     if args.dataset_version:
         body["dataset_version"] = args.dataset_version
@@ -158,6 +161,8 @@ def parser() -> argparse.ArgumentParser:
         help="a hyperparameter (repeatable)",
     )
     train.add_argument("--idempotency-key", help="the same key starts one run however often sent")
+    triggers = commands.add_parser("triggers", help="training triggers, started or suppressed by the retraining guard")
+    triggers.add_argument("--days", type=int, choices=range(1, 31), default=1, metavar="1..30", help="how far back")
     return cli
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dxops.adapters.model_versions import DynamoDbModelVersions
 from dxops.adapters.sagemaker import SageMakerModelRegistry
 from dxops.adapters.stepfunctions import StepFunctionsExecutions, StepFunctionsTaskTokens
+from dxops.adapters.training_triggers import DynamoDbTrainingTriggers
 from dxops.api.responses import error_body
 from dxops.api.rest import caller, install_error_handlers, json_response, openapi_frame, request_id
 from dxops.domain.approvals import NotPending, VersionNotFound, decide_approval
@@ -39,6 +40,7 @@ from dxops.schemas.models import (
     TrainingRequestBody,
     TrainingStarted,
 )
+from dxops.schemas.training_triggers import TriggerRecord
 from dxops.settings import ModelsApiSettings, load_settings
 
 settings = load_settings(ModelsApiSettings)
@@ -46,6 +48,7 @@ versions = DynamoDbModelVersions(settings.model_versions_table)
 registry = SageMakerModelRegistry()
 tokens = StepFunctionsTaskTokens()
 trainings = StepFunctionsExecutions(settings.training_state_machine_arn)
+triggers = DynamoDbTrainingTriggers(settings.training_triggers_table, settings.trigger_retention)
 deployments = StepFunctionsExecutions(settings.deployment_state_machine_arn)
 app = APIGatewayRestResolver(enable_validation=True)
 install_error_handlers(app, metrics, retry_after_seconds=5)
@@ -63,7 +66,10 @@ def _trigger_id() -> str:
     description="Trains on the published dataset version unless one is named. The same Idempotency-Key "
     "header starts one run however often the request is sent.",
     tags=["models"],
-    responses={202: {"description": "Started (or already started by the same key)"}},
+    responses={
+        202: {"description": "Started (or already started by the same key)"},
+        409: {"description": "Another training run is in progress (one at a time)"},
+    },
 )
 def post_training(body: Annotated[TrainingRequestBody, Body()]) -> Response[Any]:
     request = TrainingRequest(
@@ -73,10 +79,28 @@ def post_training(body: Annotated[TrainingRequestBody, Body()]) -> Response[Any]
         dataset_version=body.dataset_version,
         hyperparameters=body.hyperparameters,
     )
-    name, started = start_training(request, trainings)
+    trigger = start_training(request, runs=trainings, triggers=triggers, policy=settings.guard_policy())
+    started = trigger.outcome == "started"
     metrics.add_metric(name="TrainingRunsStarted", unit=MetricUnit.Count, value=int(started))
-    logger.info("training requested", extra={"run": name, "started": started})
-    return json_response(HTTPStatus.ACCEPTED, TrainingStarted(run_name=name, started=started).model_dump())
+    logger.info("training requested", extra={"run": trigger.run_name, "outcome": trigger.outcome})
+    if trigger.outcome == "suppressed":  # a person's request waits only for a run in progress
+        refused = error_body("training_in_progress", trigger.detail, request_id(app))
+        return json_response(HTTPStatus.CONFLICT, refused)
+    return json_response(HTTPStatus.ACCEPTED, TrainingStarted(run_name=trigger.run_name, started=started).model_dump())
+
+
+@app.get(
+    "/trainings/triggers",
+    summary="Recent training triggers, started or suppressed (and why)",
+    description="Every trigger of a training run (a new dataset, the schedule, an alarm, a request) and what "
+    "the retraining guard made of it, oldest first.",
+    tags=["models"],
+)
+def get_training_triggers(
+    days: Annotated[int, Query(ge=1, le=30, description="how many days back")] = 1,
+) -> list[TriggerRecord]:
+    caller(app)
+    return triggers.recent(dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
 
 
 def _summary(record: ModelVersionRecord, champion_version: int | None) -> ModelVersionSummary:

@@ -27,6 +27,7 @@ from dxops.domain.prediction import (
     InvalidRequest,
     ModelRefused,
     PredictLimits,
+    ServedStatistics,
     parse_diagnoses_body,
     parse_predict_body,
     predict,
@@ -100,6 +101,7 @@ def post_predict() -> Response[Any]:
     outcome = predict(request, request_id=prediction_request_id, endpoint=endpoint, store=store, keys=keys)
     metrics.add_metric(name="PredictionLatency", unit=MetricUnit.Milliseconds, value=outcome.endpoint_ms)
     metrics.add_metric(name="PredictionsServed", unit=MetricUnit.Count, value=len(outcome.response.predictions))
+    _served_metrics(outcome.statistics)
     if outcome.store_error is not None:
         metrics.add_metric(name="PredictionStoreFailures", unit=MetricUnit.Count, value=1)
         logger.warning(
@@ -162,6 +164,30 @@ def openapi_document() -> dict[str, Any]:
     attach_request_body(document, "/predict", "post", ClinicalRecord | PredictRequest)
     attach_request_body(document, "/diagnoses", "post", DiagnosesRequest)
     return document
+
+
+def _served_metrics(statistics: ServedStatistics) -> None:
+    """Confidence and input statistics (one value per record: CloudWatch gives their percentiles),
+    and predictions per top diagnosis (one metric per diagnosis code seen)."""
+    for name, values in (
+        ("TopProbability", statistics.top_probabilities),
+        ("PhenotypesPerRecord", statistics.phenotypes),
+        ("LabsPerRecord", statistics.labs),
+        ("VitalsPerRecord", statistics.vitals),
+    ):
+        unit = MetricUnit.NoUnit if name == "TopProbability" else MetricUnit.Count
+        for value in values:
+            metrics.add_metric(name=name, unit=unit, value=value)
+    metrics.add_metric(name="RecordsWithoutAge", unit=MetricUnit.Count, value=statistics.without_age)
+    for code, count in sorted(statistics.by_diagnosis.items()):
+        with single_metric(
+            name="PredictionsByDiagnosis",
+            unit=MetricUnit.Count,
+            value=count,
+            namespace=metrics.namespace,
+            default_dimensions={"diagnosis": code},
+        ):
+            pass
 
 
 def _endpoint_error(kind: str) -> None:

@@ -176,10 +176,10 @@ def test_a_burst_of_raw_objects_starts_one_run_that_publishes_a_version(
 
     # The DQ figures are CloudWatch metrics (EMF from the gate's function): one per rule too.
     cloudwatch = boto3.client("cloudwatch")
-    passed = cloudwatch.list_metrics(Namespace="dxops", MetricName="DataQualityRulePassed")["Metrics"]
+    passed = cloudwatch.list_metrics(Namespace="dxops/dev", MetricName="DataQualityRulePassed")["Metrics"]
     rules = {d["Value"] for m in passed for d in m["Dimensions"] if d["Name"] == "rule"}
     assert {"age_range", "record_id_unique", "labs_plausible", "label_balance"} <= rules
-    curated_rows = cloudwatch.list_metrics(Namespace="dxops", MetricName="CuratedRows")["Metrics"]
+    curated_rows = cloudwatch.list_metrics(Namespace="dxops/dev", MetricName="CuratedRows")["Metrics"]
     assert curated_rows and curated_rows[0]["Dimensions"] == [{"Name": "service", "Value": "data-processing"}]
 
     (ready,) = received(listeners["ready"])

@@ -28,6 +28,7 @@ from dxops.settings import (
     IngestApiSettings,
     IngestDeviceSettings,
     ModelsApiSettings,
+    MonitoringSettings,
     PredictApiSettings,
     TrainingRunSettings,
     TrainingTriggerSettings,
@@ -67,6 +68,8 @@ SETTINGS_MODELS = {
     "DeploymentTriggerFunction": DeploymentTriggerSettings,
     "PrepareDeploymentFunction": DeploymentSettings,
     "VerifyDeploymentFunction": DeploymentSettings,
+    "PrepareMonitoringRunFunction": MonitoringSettings,
+    "PublishMonitoringResultsFunction": MonitoringSettings,
 }
 # The front doors (API, devices) reserve concurrency; the pipeline's functions are bounded by
 # their callers (an event source mapping's MaximumConcurrency, the state machine).
@@ -374,6 +377,9 @@ def test_every_log_group_is_encrypted_retained_and_covered_by_the_key_policy(res
         "PrepareDeploymentLogGroup",
         "VerifyDeploymentLogGroup",
         "DeploymentLogGroup",
+        "PrepareMonitoringRunLogGroup",
+        "PublishMonitoringResultsLogGroup",
+        "MonitoringLogGroup",
     }
     for group in groups.values():
         props = group["Properties"]
@@ -502,6 +508,10 @@ def test_no_iam_role_has_wildcard_actions_or_unscoped_resources(resources: dict[
         "VerifyDeploymentFunctionRole",
         "DeploymentStateMachineRole",
         "SageMakerExecutionRole",
+        "PrepareMonitoringRunFunctionRole",
+        "PublishMonitoringResultsFunctionRole",
+        "MonitoringStateMachineRole",
+        "MonitoringStateMachineMonitorRole",  # EventBridge Scheduler's, to start monitoring runs
     }
     for name, role in roles.items():
         assert set(role["Properties"].get("ManagedPolicyArns", [])) <= ALLOWED_MANAGED_POLICIES, name
@@ -602,6 +612,7 @@ def test_every_api_method_requires_iam_and_uses_no_caller_credentials(resources:
         ("/predict", "post"),
         ("/diagnoses", "post"),
         ("/trainings", "post"),
+        ("/trainings/triggers", "get"),
         ("/models", "get"),
         ("/models/{version}", "get"),
         ("/models/{version}/approval", "post"),
@@ -762,6 +773,9 @@ def test_outputs(cfn: dict[str, Any]) -> None:
         "ModelVersionsTableName",
         "EndpointName",
         "MonitoringBucketName",
+        "MonitoringStateMachineArn",
+        "TrainingTriggersTableName",
+        "DashboardName",
     }
     assert render(outputs["ApiUrl"]["Value"]) == (
         "https://<IngestApi>.execute-api.<AWS::Region>.<AWS::URLSuffix>/<Environment>"
@@ -906,12 +920,8 @@ def test_a_schedule_also_starts_runs(sam: dict[str, Any]) -> None:
 def test_runs_that_time_out_or_are_stopped_and_dead_letters_alert(resources: dict[str, Any]) -> None:
     rule = resources["RunsEndedAbnormallyRule"]["Properties"]
     assert rule["EventPattern"]["detail"]["status"] == ["TIMED_OUT", "ABORTED"]  # FAILED alerts from its states
-    assert rule["EventPattern"]["detail"]["stateMachineArn"] == [
-        {"Ref": "DataProcessingStateMachine"},
-        {"Ref": "ErasureStateMachine"},
-        {"Ref": "TrainingStateMachine"},
-        {"Ref": "DeploymentStateMachine"},
-    ]
+    machines = of_type(resources, "AWS::StepFunctions::StateMachine")
+    assert sorted(r["Ref"] for r in rule["EventPattern"]["detail"]["stateMachineArn"]) == sorted(machines)  # every one
     assert rule["Targets"] == [{"Id": "AlertsTopic", "Arn": {"Ref": "AlertsTopic"}}]
     dlqs = {name for name, r in of_type(resources, "AWS::SQS::Queue").items() if name.endswith("Dlq")}
     alarmed = {
@@ -959,3 +969,61 @@ def test_only_a_real_approval_of_this_groups_packages_reaches_the_deployment_tri
     assert pattern["detail-type"] == ["SageMaker Model Package State Change"]
     # Every state change of the group (the function decides on transitions, not on the status alone).
     assert set(pattern["detail"]) == {"ModelPackageGroupName"}
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def test_drift_and_quality_alarms_start_retraining_and_slo_alarms_only_if_configured(resources: dict[str, Any]) -> None:
+    rules = {
+        name: r["Properties"]
+        for name, r in of_type(resources, "AWS::Events::Rule").items()
+        if r["Properties"].get("EventPattern", {}).get("detail-type") == ["CloudWatch Alarm State Change"]
+    }
+    (rule,) = rules.values()
+    assert rule["EventPattern"]["detail"] == {"state": {"value": ["ALARM"]}}
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["StartTrainingFunction", "Arn"]}
+    always = [{"Fn::GetAtt": ["DriftAlarm", "Arn"]}, {"Fn::GetAtt": ["QualityDropAlarm", "Arn"]}]
+    condition, with_slo, without_slo = rule["EventPattern"]["resources"]["Fn::If"]
+    assert condition == "RetrainsOnSloBreach" and without_slo == always
+    assert with_slo == [
+        *always,
+        {"Fn::GetAtt": ["ApiLatencySloAlarm", "Arn"]},
+        {"Fn::GetAtt": ["ApiErrorSloAlarm", "Arn"]},
+    ]
+
+
+def test_the_alarms_judge_the_monitors_metrics_with_the_parameters_the_job_gets(resources: dict[str, Any]) -> None:
+    drift = resources["DriftAlarm"]["Properties"]
+    assert (drift["MetricName"], drift["ComparisonOperator"]) == ("DriftShare", "GreaterThanThreshold")
+    assert drift["Threshold"] == {"Ref": "DriftShareThreshold"} and drift["Period"] == {
+        "Ref": "MonitoringPeriodSeconds"
+    }
+    assert drift["EvaluationPeriods"] == drift["DatapointsToAlarm"] == {"Ref": "DriftAlarmPeriods"}
+    assert drift["TreatMissingData"] == "notBreaching"  # no data is never drift
+    variables = resources["PrepareMonitoringRunFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["DRIFT_SHARE_THRESHOLD"] == {"Ref": "DriftShareThreshold"}  # the job's --share-threshold
+    assert variables["MONITORING_PERIOD_SECONDS"] == {"Ref": "MonitoringPeriodSeconds"}  # the job's window
+    quality = resources["QualityDropAlarm"]["Properties"]
+    assert (quality["MetricName"], quality["Threshold"]) == ("QualityDrop", 1)
+    for alarm in (drift, quality):
+        assert alarm["Namespace"] == {"Fn::Sub": "dxops/${Environment}"}
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": "monitoring"}]
+
+
+def test_the_dashboard_shows_only_metrics_that_dxops_publishes(resources: dict[str, Any]) -> None:
+    body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    substituted = re.sub(r"\$\{[A-Za-z0-9.:]+\}", "0", body)
+    widgets = json.loads(substituted)["widgets"]
+    assert {w["type"] for w in widgets} == {"text", "metric", "alarm"}
+    names = set()
+    for widget in widgets:
+        for row in widget["properties"].get("metrics", []):
+            if isinstance(row[0], dict):  # a SEARCH expression
+                names.update(re.findall(r'MetricName=\\?"(\w+)\\?"', row[0]["expression"]))
+            elif row[0] == "dxops/0":
+                names.add(row[1])
+    sources = "\n".join(p.read_text() for p in (TEMPLATE.parent / "functions").glob("*/app.py"))
+    published = set(re.findall(r'"([A-Z][A-Za-z0-9]+)"', sources))  # metric names are CamelCase literals
+    assert names and names <= published, sorted(names - published)
+    assert {"DriftShare", "LiveMacroF1", "PredictionsByDiagnosis", "TrainingTriggersSuppressed"} <= names

@@ -30,6 +30,10 @@ LIFECYCLE_PARAMETERS = {
     "TrainingHyperparameters": json.dumps(FAST_TRAINING),
     "ApprovalPolicy": "manual",
     "ReviewTimeoutSeconds": "600",
+    # The tests train one run after another: the retraining guard's cooldown and cap would suppress them
+    # (tests/unit/test_training_guard.py tests the guard itself).
+    "RetrainingCooldownSeconds": "0",
+    "RetrainingDailyCap": "100",
 }
 REVIEWER = "arn:aws:sts::123456789012:assumed-role/ml-reviewer/dr-lee"
 

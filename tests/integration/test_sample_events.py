@@ -34,12 +34,14 @@ import pytest
 
 from dxops.adapters.dynamodb import DynamoDbDeviceBindings
 from dxops.adapters.model_versions import DynamoDbModelVersions
+from dxops.adapters.training_triggers import DynamoDbTrainingTriggers
 from dxops.domain.deployments import deployment_run_name
 from dxops.domain.erasure import pseudonym_digest
 from dxops.schemas.clinical import ClinicalRecord, PseudonymisedRecord
 from dxops.schemas.datasets import DatasetManifest, PreviousVersion
 from dxops.schemas.device import DeviceBinding, PseudonymisedReading
 from dxops.schemas.models import ApprovalRecord, ChampionRecord, ModelVersionRecord
+from dxops.schemas.training_triggers import TriggerRecord
 from localcloud import events
 from localcloud.cloud import LocalCloud
 from localcloud.runtime import FunctionError
@@ -452,6 +454,8 @@ GROUP = "dxops-dev-diagnosis"
 REVIEWER = "arn:aws:sts::123456789012:assumed-role/ml-reviewer/dr-lee"  # the models API samples' caller
 CODE_POINTER = "training/code/current.json"  # the training code, published at deploy
 PREPARE_TRAINING = "prepare_training_run/dataset_ready_run.json"
+PREPARE_MONITORING = "prepare_monitoring_run/monitoring_run.json"
+PUBLISH_MONITORING = "publish_monitoring_results/drifted_window.json"
 CONCLUDE = "conclude_training_run/candidate_registered.json"
 AWAIT_REVIEW = "request_approval/await_review.json"
 REVIEW_EXPIRED = "request_approval/review_expired.json"
@@ -461,6 +465,7 @@ DATASET_READY = "start_training/dataset_ready.json"
 # What the lifecycle samples write for the stack's names, by the name's output (or setting).
 PLACEHOLDERS = {
     "CuratedBucketName": "dxops-dev-curatedbucket-6f5e4d3c2b1a",
+    "MonitoringBucketName": "dxops-dev-monitoringbucket-5e4d3c2b1a6f",
     "ArtifactsBucketName": "dxops-dev-artifactsbucket-3c2b1a6f5e4d",
     "DataKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/0f1e2d3c-4b5a-4697-8877-665544332211",
     "code_version": hashlib.sha256(b"dxops sample: training code").hexdigest(),
@@ -936,20 +941,28 @@ def rollback_started(cloud: LocalCloud, event: Event, response: Any) -> None:
 
 def dataset_training_started(cloud: LocalCloud, event: Event, response: Any) -> None:
     name = f"dataset-{event['detail']['dataset_version']}"
-    assert response == {"run_name": name, "started": True}
+    assert response == {"run_name": name, "outcome": "started", "suppressed_because": None}
     # What the training state machine starts with: the prepare_training_run sample's request.
     prepare = load(PREPARE_TRAINING)
     assert name == prepare["run_name"]
     assert started_input(cloud, "TrainingStateMachineArn", name) == prepare["request"]
     # EventBridge delivers the event again: the same run, nothing new starts.
-    assert cloud.invoke("StartTrainingFunction", event) == {"run_name": name, "started": False}
+    again = cloud.invoke("StartTrainingFunction", event)
+    assert again == {"run_name": name, "outcome": "already-started", "suppressed_because": None}
     assert len(executions(cloud, "TrainingStateMachineArn")) == 1
+    assert [(t.run_name, t.outcome) for t in recorded_triggers(cloud)] == [(name, "started"), (name, "already-started")]
+
+
+def recorded_triggers(cloud: LocalCloud) -> list[TriggerRecord]:
+    table = DynamoDbTrainingTriggers(cloud.outputs["TrainingTriggersTableName"], dt.timedelta(days=1))
+    return table.recent(dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
 
 
 def scheduled_training_started(cloud: LocalCloud, event: Event, response: Any) -> None:
+    """No champion serves: the schedule trains the first model on the published version."""
     firing = dt.datetime.fromisoformat(event["time"]).strftime("%Y%m%dT%H%M%SZ")
     name = f"schedule-{firing}"
-    assert response == {"run_name": name, "started": True}
+    assert response == {"run_name": name, "outcome": "started", "suppressed_because": None}
     assert started_input(cloud, "TrainingStateMachineArn", name) == {
         "reason": "schedule",
         "requested_by": "events:Scheduled Event",
@@ -958,6 +971,200 @@ def scheduled_training_started(cloud: LocalCloud, event: Event, response: Any) -
         "hyperparameters": {},
         "evidence": None,
     }
+
+
+def retraining_triggered_once(cloud: LocalCloud, event: Event, response: Any) -> None:
+    """The drift alarm starts a run carrying the alarm and the monitor's latest results; the alarm's
+    next state change while it trains is suppressed, and both are recorded."""
+    alarm = event["detail"]
+    name = response["run_name"]
+    assert response == {"run_name": name, "outcome": "started", "suppressed_because": None}
+    assert name.startswith("retrain-dxops-dev-drift-2026-11-27T13-55-01-512-0000")
+    started = started_input(cloud, "TrainingStateMachineArn", name)
+    assert (started["reason"], started["requested_by"]) == ("retraining-trigger", "alarm:dxops-dev-drift")
+    assert started["evidence"]["alarm"]["reason"] == alarm["state"]["reason"]
+    assert started["evidence"]["monitoring"] == read_json(cloud, "MonitoringBucketName", "monitoring/latest.json")
+    assert [f["name"] for f in started["evidence"]["monitoring"]["drifted_features"]] == ["age_years"]
+    suppressed = alarm_again(cloud, event)
+    assert suppressed["outcome"] == "suppressed" and suppressed["suppressed_because"] == "training-running"
+    assert len(executions(cloud, "TrainingStateMachineArn")) == 1
+    assert [t.outcome for t in recorded_triggers(cloud)] == ["started", "suppressed"]
+
+
+def alarm_again(cloud: LocalCloud, event: Event) -> Any:
+    """The drift alarm's next episode (it went OK and back to ALARM an hour later)."""
+    state = {**event["detail"]["state"], "timestamp": "2026-11-27T14:55:01.000+0000"}
+    return cloud.invoke(
+        "StartTrainingFunction", {**event, "id": "later", "detail": {**event["detail"], "state": state}}
+    )
+
+
+def retraining_triggered_twice(cloud: LocalCloud, _: Event) -> None:
+    """Setup of get_training_triggers: the drift alarm sample, then the alarm's next episode."""
+    run_sample(cloud, "start_training/drift_alarm.json")
+    alarm_again(cloud, load("start_training/drift_alarm.json"))
+
+
+# What ml/monitor.py writes for the publish sample's window (abridged): the age drifted.
+MONITOR_RESULT = {
+    "schema_version": 1,
+    "drift": {
+        "status": "drift",
+        "samples": 412,
+        "share_drifted": 0.025,
+        "share_threshold": 0.0,
+        "presentation_drifted": 0,
+        "features": [
+            {
+                "name": "age_years",
+                "test": "wasserstein",
+                "statistic": 0.31,
+                "p_value": None,
+                "threshold": 0.1,
+                "drifted": True,
+                "status": "tested",
+                "summary": {"reference_mean": 43.1, "current_mean": 51.2},
+            },
+            {
+                "name": "sex",
+                "test": "z",
+                "statistic": 1.1,
+                "p_value": 0.27,
+                "threshold": 0.00125,
+                "drifted": False,
+                "status": "tested",
+                "summary": {"reference_share": 0.52, "current_share": 0.55},
+            },
+        ],
+        "prediction": {"drifted": False, "quantities": []},
+    },
+    "quality": {
+        "status": "ok",
+        "labelled": 64,
+        "macro_f1": 0.79,
+        "rare_recall": 0.7,
+        "ece": 0.05,
+        "accuracy": 0.83,
+        "macro_f1_drop": 0.02,
+        "reference": {"macro_f1": 0.81, "rare_recall": 0.72, "ece": 0.04, "accuracy": 0.84},
+    },
+}
+
+
+def monitor_result_written(cloud: LocalCloud, event: Event) -> None:
+    """Setup of publish_monitoring_results: the monitor job's monitoring.json at the plan's
+    output_uri (its placeholder bucket, made here, as the conclude sample's comparison)."""
+    bucket, _, prefix = event["output_uri"].removeprefix("s3://").partition("/")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": s3.meta.region_name})
+    s3.put_object(Bucket=bucket, Key=prefix + "monitoring.json", Body=json.dumps(MONITOR_RESULT).encode())
+
+
+def monitoring_results_published(cloud: LocalCloud, event: Event, response: Any) -> None:
+    assert (response["drift_status"], response["drift_samples"], response["drift_share"]) == ("drift", 412, 0.025)
+    assert [f["name"] for f in response["drifted_features"]] == ["age_years"]
+    assert response["feature_drift"] == {"age_years": True, "sex": False}
+    assert (response["quality_status"], response["quality"]["macro_f1"]) == ("ok", 0.79)
+    assert response["report_uri"] == event["output_uri"] + "monitoring.md"
+    assert read_json(cloud, "MonitoringBucketName", "monitoring/latest.json") == response
+    # The metrics the drift and quality alarms judge, in the stack's namespace.
+    cloudwatch = boto3.client("cloudwatch")
+    published = {
+        (m["MetricName"], tuple(sorted((d["Name"], d["Value"]) for d in m["Dimensions"])))
+        for m in cloudwatch.list_metrics(Namespace="dxops/dev")["Metrics"]
+    }
+    service = ("service", "monitoring")
+    for name in ("DriftShare", "DriftedFeatures", "QualityDrop", "LiveMacroF1", "MacroF1Drop", "LabelledPredictions"):
+        assert (name, (service,)) in published, name
+    assert ("FeatureDrift", (("feature", "age_years"), service)) in published
+    share = cloudwatch.get_metric_statistics(
+        Namespace="dxops/dev",
+        MetricName="DriftShare",
+        Dimensions=[{"Name": "service", "Value": "monitoring"}],
+        StartTime=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+        EndTime=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert [p["Maximum"] for p in share] == [0.025]
+
+
+def monitoring_summary_written(cloud: LocalCloud, _: Event) -> None:
+    """Setup of the drift alarm: the monitor's latest results (the publish sample's run)."""
+    run_sample(cloud, PUBLISH_MONITORING)
+
+
+# The captured traffic the monitoring sample finds (served 14:00:03 UTC, period one hour, quality
+# window 30 days): two objects in the drift window (13:xx), two more in the quality window only, one
+# too old; one object of late diagnoses.
+CAPTURED = {
+    "predictions/date=2026-11-27/hour=13/3b5e7a10-aaaa.ndjson": "window",
+    "predictions/date=2026-11-27/hour=13/3b5e7a10-bbbb.ndjson": "window",
+    "predictions/date=2026-11-27/hour=09/3b5e7a10-cccc.ndjson": "quality",
+    "predictions/date=2026-11-02/hour=18/3b5e7a10-dddd.ndjson": "quality",
+    "predictions/date=2026-10-01/hour=08/3b5e7a10-eeee.ndjson": "too old",
+    "diagnoses/date=2026-11-27/diagnoses-1f2e3d4c.ndjson": "labels",
+}
+
+
+def traffic_captured(cloud: LocalCloud, event: Event) -> None:
+    """Setup of prepare_monitoring_run: version 1 serves; predictions and diagnoses were stored."""
+    models_in_service(cloud, event)
+    s3 = boto3.client("s3")
+    for key in CAPTURED:
+        s3.put_object(Bucket=cloud.outputs["MonitoringBucketName"], Key=key, Body=b"{}\n")
+
+
+def monitoring_run_planned(cloud: LocalCloud, event: Event, response: Any) -> None:
+    monitoring, champion = cloud.outputs["MonitoringBucketName"], sample_version(1)
+    assert (response["action"], response["package_version"], response["model_version"]) == (
+        "monitor",
+        1,
+        champion.model_version,
+    )
+    assert (response["window_start"], response["window_end"]) == (
+        "2026-11-27T13:00:03.117000Z",
+        "2026-11-27T14:00:03.117000Z",
+    )
+    counts = (response["prediction_objects"], response["quality_prediction_objects"], response["diagnosis_objects"])
+    assert counts == (2, 4, 1)
+    job = response["processing_job"]
+    digest = hashlib.sha256(event["run_name"].encode()).hexdigest()[:8]
+    assert job["ProcessingJobName"] == f"dxops-dev-monitor-20261127140003-{digest}"
+    run = f"s3://{monitoring}/monitoring/runs/{job['ProcessingJobName']}/"
+    inputs = {i["InputName"]: (i["S3Input"]["S3Uri"], i["S3Input"]["S3DataType"]) for i in job["ProcessingInputs"]}
+    assert inputs == {
+        "code": (
+            f"s3://{cloud.outputs['ArtifactsBucketName']}/training/code/{code_version(cloud)}/source/",
+            "S3Prefix",
+        ),
+        "model": (model_package(1)["InferenceSpecification"]["Containers"][0]["ModelDataUrl"], "S3Prefix"),
+        "predictions": (run + "predictions.manifest", "ManifestFile"),
+        "diagnoses": (run + "diagnoses.manifest", "ManifestFile"),
+    }
+    manifest = read_json(
+        cloud, "MonitoringBucketName", f"monitoring/runs/{job['ProcessingJobName']}/predictions.manifest"
+    )
+    assert manifest[0] == {"prefix": f"s3://{monitoring}/predictions/"}
+    assert sorted(manifest[1:]) == sorted(
+        k.removeprefix("predictions/") for k, w in CAPTURED.items() if w in {"window", "quality"}
+    )
+    arguments = job["AppSpecification"]["ContainerArguments"]
+    flags = dict(zip(arguments[::2], arguments[1::2], strict=True))
+    assert flags["--model-version"] == champion.model_version
+    assert flags["--window-end"] == "2026-11-27T14:00:03.117000+00:00"
+    assert response["output_uri"] == run + "output/"
+    # The plan is what the state machine passes PublishMonitoringResults (the publish sample).
+    assert as_sample(cloud, response) == load(PUBLISH_MONITORING)
+
+
+def triggers_listed(cloud: LocalCloud, event: Event, response: Any) -> None:
+    listed = body(response)
+    assert [(t["reason"], t["outcome"], t["suppressed_because"]) for t in listed] == [
+        ("retraining-trigger", "started", None),
+        ("retraining-trigger", "suppressed", "training-running"),
+    ]
+    assert listed[1]["detail"].startswith(f"run {listed[0]['run_name']} is training")
 
 
 def deployment_started_once(cloud: LocalCloud, event: Event, response: Any) -> None:
@@ -1135,9 +1342,13 @@ EXPECTED = {
     "models_api/post_approval.json": Expect(200, check=approved_by_reviewer, setup=after(AWAIT_REVIEW)),
     "models_api/post_rollback.json": Expect(202, check=rollback_started, setup=newer_version_in_service),
     "start_training/dataset_ready.json": Expect(check=dataset_training_started),
-    "start_training/schedule.json": Expect(check=scheduled_training_started),
+    "start_training/schedule.json": Expect(check=scheduled_training_started, setup=dataset_published),
+    "start_training/drift_alarm.json": Expect(check=retraining_triggered_once, setup=monitoring_summary_written),
+    "models_api/get_training_triggers.json": Expect(200, check=triggers_listed, setup=retraining_triggered_twice),
     "deployment_trigger/package_approved.json": Expect(check=deployment_started_once, setup=version_approved),
     PREPARE_TRAINING: Expect(check=training_run_planned, setup=dataset_published),
+    PREPARE_MONITORING: Expect(check=monitoring_run_planned, setup=traffic_captured),
+    PUBLISH_MONITORING: Expect(check=monitoring_results_published, setup=monitor_result_written),
     CONCLUDE: Expect(check=candidate_registered, setup=comparison_written),
     AWAIT_REVIEW: Expect(check=review_awaited, setup=version_registered),
     REVIEW_EXPIRED: Expect(check=review_expired, setup=after(AWAIT_REVIEW)),

@@ -117,6 +117,13 @@ def test_a_decision_posts_it_with_the_rationale(
     assert json.loads(capsys.readouterr().out) == record
 
 
+def test_triggers_lists_the_recent_days_started_or_suppressed(api: StubApi, capsys: pytest.CaptureFixture[str]) -> None:
+    listed = [{"run_name": "retrain-x", "outcome": "suppressed", "suppressed_because": "cooldown"}]
+    api.answers[("GET", "/dev/trainings/triggers?days=7")] = (200, listed)
+    assert run(api, "triggers", "--days", "7") == 0
+    assert json.loads(capsys.readouterr().out) == listed
+
+
 def test_rollback_posts_with_its_idempotency_key(api: StubApi, capsys: pytest.CaptureFixture[str]) -> None:
     started = {"from_version": 4, "to_version": 3, "run_name": "rollback-4-to-3"}
     api.answers[("POST", "/dev/models/rollback")] = (202, started)

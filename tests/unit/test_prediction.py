@@ -81,7 +81,7 @@ def test_one_record_is_predicted_served_and_stored() -> None:
     assert [c.feature for c in prediction.contributions] == ["HP:0001250", "HP:0001263", "HP:0000365", "age_years"]
     assert endpoint.content_types == ["application/json"]
     assert endpoint.sent[0]["top_k"] == 10 and endpoint.sent[0]["explain"] is True  # the defaults
-    key = f"predictions/date=2026-11-27/{REQUEST_ID}.ndjson"
+    key = f"predictions/date=2026-11-27/hour=10/{REQUEST_ID}.ndjson"
     assert (outcome.stored_key, outcome.store_error) == (key, None)
     [line] = store.lines("predictions/")
     pseudonym = pseudonymise(StaticKeyProvider().key, "site-a", PATIENT_IDS[0])
@@ -96,7 +96,11 @@ def test_one_record_is_predicted_served_and_stored() -> None:
         "predicted": [d.model_dump() for d in prediction.diagnoses],
         "rare_candidates": [d.model_dump() for d in prediction.rare_candidates],
         "served_at": "2026-11-27T10:00:00Z",
+        "inputs": json.loads(endpoint.bodies[0])["records"][0],  # exactly what the endpoint read
     }
+    statistics = outcome.statistics
+    assert statistics.by_diagnosis == {"ORPHA:33069": 1} and statistics.top_probabilities == [0.6]
+    assert (statistics.phenotypes, statistics.without_age) == ([len(clinical_record(0)["phenotypes"])], 0)
 
 
 def test_a_batch_is_predicted_in_request_order_with_its_options() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from dxops.domain.errors import DomainError
+from dxops.domain.training_guard import GuardPolicy
 from dxops.domain.training_runs import (
     DatasetNotFound,
     NotEnoughData,
@@ -41,6 +42,7 @@ from tests.fakes import (
     InMemoryJsonDocuments,
     InMemoryModelVersions,
     InMemoryRegistry,
+    InMemoryTrainingTriggers,
     RecordingExperiments,
 )
 from tests.records import PATIENT_IDS
@@ -330,18 +332,22 @@ def test_a_dataset_ready_request_without_its_dataset_version_is_refused() -> Non
     [("nightly.2026-11-27", "nightly:2026-11-27"), ("x" * 100 + "-first", "x" * 100 + "-second")],
 )
 def test_distinct_trigger_ids_start_distinct_runs(first: str, second: str) -> None:
-    runs = InMemoryExecutions()
-    assert start_training(manual(first), runs)[1]
-    assert start_training(manual(second), runs)[1]
+    runs, triggers, policy = InMemoryExecutions(), InMemoryTrainingTriggers(), GuardPolicy(dt.timedelta(0), 10, 0)
+    assert start_training(manual(first), runs=runs, triggers=triggers, policy=policy).outcome == "started"
+    runs.finish(run_name(manual(first)))  # one training at a time
+    assert start_training(manual(second), runs=runs, triggers=triggers, policy=policy).outcome == "started"
 
 
 def test_the_same_request_twice_starts_one_run() -> None:
-    runs = InMemoryExecutions()
+    runs, triggers = InMemoryExecutions(), InMemoryTrainingTriggers()
     request = dataset_ready()
+    policy = GuardPolicy(dt.timedelta(hours=6), 2, 0)
 
-    first, again = start_training(request, runs), start_training(request, runs)
+    first = start_training(request, runs=runs, triggers=triggers, policy=policy)
+    again = start_training(request, runs=runs, triggers=triggers, policy=policy)
 
-    assert first == (f"dataset-{VERSION}", True) and again == (f"dataset-{VERSION}", False)
+    assert (first.run_name, first.outcome) == (f"dataset-{VERSION}", "started")
+    assert (again.run_name, again.outcome) == (f"dataset-{VERSION}", "already-started")
     assert runs.starts == [f"dataset-{VERSION}"]
     assert TrainingRequest.model_validate(runs.input(f"dataset-{VERSION}")) == request
 
@@ -388,7 +394,7 @@ def test_classes_without_rows_are_not_counted() -> None:
 
 
 def test_the_published_training_code_is_its_content_addressed_folder() -> None:
-    assert code_uri(training_settings(), buckets()) == f"{CODE_URI}{CODE_SHA}/"
+    assert code_uri(CODE_URI, buckets()) == f"{CODE_URI}{CODE_SHA}/"
 
 
 @pytest.mark.parametrize("pointer", [None, {}, {"published_at": "2026-11-26T09:00:00Z"}])
@@ -397,7 +403,7 @@ def test_without_published_training_code_nothing_trains(pointer: dict[str, Any] 
     if pointer is not None:
         documents.write(f"{CODE_URI}current.json", pointer)
     with pytest.raises(TrainingCodeMissing, match="make deploy"):
-        code_uri(training_settings(), documents)
+        code_uri(CODE_URI, documents)
     with pytest.raises(TrainingCodeMissing):
         Account(documents=documents).prepare()
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from typing import Annotated, Any, Literal, TypeVar
 
 from aws_lambda_powertools.utilities.parser import parse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from dxops.domain.processing_jobs import ProcessingHost
+from dxops.domain.training_guard import GuardPolicy
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
@@ -110,8 +114,36 @@ JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object)]  # a JSON 
 CommaList = Annotated[list[str], BeforeValidator(_comma_list)]  # "a,b,c"
 
 
-class TrainingTriggerSettings(FunctionSettings):
+class TrainingGuardSettings(FunctionSettings):
+    """Whatever starts training runs: the training state machine and the retraining guard's rules
+    (dxops.domain.training_guard)."""
+
     training_state_machine_arn: str = Field(alias="TRAINING_STATE_MACHINE_ARN", min_length=1)
+    training_triggers_table: str = Field(alias="TRAINING_TRIGGERS_TABLE", min_length=3)
+    retraining_cooldown_seconds: int = Field(default=21_600, alias="RETRAINING_COOLDOWN_SECONDS", ge=0)
+    retraining_daily_cap: int = Field(default=2, alias="RETRAINING_DAILY_CAP", ge=1)
+    trigger_retention_days: int = Field(default=400, alias="TRIGGER_RETENTION_DAYS", ge=1)
+
+    @property
+    def trigger_retention(self) -> dt.timedelta:
+        return dt.timedelta(days=self.trigger_retention_days)
+
+    def guard_policy(self, min_new_labelled_rows: int = 0) -> GuardPolicy:
+        return GuardPolicy(
+            cooldown=dt.timedelta(seconds=self.retraining_cooldown_seconds),
+            daily_cap=self.retraining_daily_cap,
+            min_new_labelled_rows=min_new_labelled_rows,
+        )
+
+
+class TrainingTriggerSettings(TrainingGuardSettings):
+    """The event-driven trigger: new datasets, the schedule (when enough new labelled rows arrived)
+    and alarms (with the monitor's latest results as evidence)."""
+
+    curated_bucket: str = Field(alias="CURATED_BUCKET", min_length=3)
+    model_versions_table: str = Field(alias="MODEL_VERSIONS_TABLE", min_length=3)
+    monitoring_bucket: str = Field(alias="MONITORING_BUCKET", min_length=3)
+    min_new_labelled_rows: int = Field(default=500, alias="MIN_NEW_LABELLED_ROWS", ge=0)
 
 
 class TrainingRunSettings(FunctionSettings):
@@ -136,6 +168,17 @@ class TrainingRunSettings(FunctionSettings):
     training_hyperparameters: JsonObject = Field(default_factory=dict, alias="TRAINING_HYPERPARAMETERS")
     comparison_instance_type: str = Field(default="ml.m5.xlarge", alias="COMPARISON_INSTANCE_TYPE")
     gate_tolerances: JsonObject = Field(default_factory=dict, alias="GATE_TOLERANCES")
+
+    @property
+    def processing_host(self) -> ProcessingHost:
+        return ProcessingHost(
+            image_uri=self.training_image_uri,
+            instance_type=self.comparison_instance_type,
+            volume_gb=self.training_volume_gb,
+            kms_key=self.data_key_arn,
+            max_runtime_seconds=self.training_max_runtime_seconds,
+        )
+
     approval_policy: Literal["manual", "auto-if-clearly-better"] = Field(default="manual", alias="APPROVAL_POLICY")
     review_timeout_seconds: int = Field(default=604_800, alias="REVIEW_TIMEOUT_SECONDS", ge=60, le=31_536_000)
 
@@ -144,9 +187,39 @@ class ApprovalSettings(FunctionSettings):
     model_versions_table: str = Field(alias="MODEL_VERSIONS_TABLE", min_length=3)
 
 
-class ModelsApiSettings(FunctionSettings):
+class MonitoringSettings(FunctionSettings):
+    """The drift and quality monitor's steps: the window, the thresholds (template parameters, the
+    same ones the alarms use) and how its processing job runs."""
+
     model_versions_table: str = Field(alias="MODEL_VERSIONS_TABLE", min_length=3)
-    training_state_machine_arn: str = Field(alias="TRAINING_STATE_MACHINE_ARN", min_length=1)
+    monitoring_bucket: str = Field(alias="MONITORING_BUCKET", min_length=3)
+    data_key_arn: str = Field(alias="DATA_KEY_ARN", min_length=1)
+    training_image_uri: str = Field(alias="TRAINING_IMAGE_URI", min_length=1)
+    training_code_uri: str = Field(alias="TRAINING_CODE_URI", pattern=r"^s3://.+/$")
+    monitor_instance_type: str = Field(default="ml.m5.xlarge", alias="MONITOR_INSTANCE_TYPE")
+    monitor_volume_gb: int = Field(default=30, alias="MONITOR_VOLUME_GB", ge=1)
+    monitor_max_runtime_seconds: int = Field(default=3600, alias="MONITOR_MAX_RUNTIME_SECONDS", ge=60)
+    period_seconds: int = Field(default=3600, alias="MONITORING_PERIOD_SECONDS", ge=60)
+    quality_window_days: int = Field(default=30, alias="QUALITY_WINDOW_DAYS", ge=1, le=90)
+    drift_share_threshold: float = Field(default=0.0, alias="DRIFT_SHARE_THRESHOLD", ge=0, le=1)
+    drift_false_alarm_rate: float = Field(default=0.05, alias="DRIFT_FALSE_ALARM_RATE", gt=0, lt=1)
+    drift_min_samples: int = Field(default=100, alias="DRIFT_MIN_SAMPLES", ge=1)
+    quality_drop_tolerance: float = Field(default=0.05, alias="QUALITY_DROP_TOLERANCE", gt=0, lt=1)
+    quality_min_labels: int = Field(default=50, alias="QUALITY_MIN_LABELS", ge=1)
+
+    @property
+    def processing_host(self) -> ProcessingHost:
+        return ProcessingHost(
+            image_uri=self.training_image_uri,
+            instance_type=self.monitor_instance_type,
+            volume_gb=self.monitor_volume_gb,
+            kms_key=self.data_key_arn,
+            max_runtime_seconds=self.monitor_max_runtime_seconds,
+        )
+
+
+class ModelsApiSettings(TrainingGuardSettings):
+    model_versions_table: str = Field(alias="MODEL_VERSIONS_TABLE", min_length=3)
     deployment_state_machine_arn: str = Field(alias="DEPLOYMENT_STATE_MACHINE_ARN", min_length=1)
 
 

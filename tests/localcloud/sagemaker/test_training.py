@@ -158,3 +158,16 @@ def test_a_container_entrypoint_runs_with_its_paths_mapped(env: Env) -> None:
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     model = env.s3.get_object(Bucket=env.bucket, Key=f"models/{name}/output/model.tar.gz")["Body"].read()
     assert read_archive(model) == {"weights.txt": b"0.5"}
+
+
+def test_a_manifest_file_channel_downloads_the_listed_objects(env: Env) -> None:
+    # train.py checks that its train channel holds records.csv and part-2/records.csv.
+    name = unique("train")
+    manifest = [{"prefix": env.uri("data/train/")}, "records.csv", "part-2/records.csv"]
+    env.s3.put_object(Bucket=env.bucket, Key=f"manifests/{name}.manifest", Body=json.dumps(manifest).encode())
+    request = training_request(env, name)
+    source = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]
+    source.update(S3DataType="ManifestFile", S3Uri=env.uri(f"manifests/{name}.manifest"))
+    env.sagemaker.create_training_job(**request)
+    job = wait_training(env, name)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")

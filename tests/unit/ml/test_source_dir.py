@@ -11,7 +11,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from ml.build_source_dir import COMPARE_ENTRY, INFERENCE_ENTRY, TRAIN_ENTRY, build_source_dir
+from ml.build_source_dir import COMPARE_ENTRY, INFERENCE_ENTRY, MONITOR_ENTRY, TRAIN_ENTRY, build_source_dir
 from tests.unit.ml.tables import clinical_table, write_table
 
 SERVE = """
@@ -31,7 +31,7 @@ def test_the_source_dir_trains_serves_and_compares_on_its_own(tmp_path: Path) ->
     with tarfile.open(archive) as tar:
         names = tar.getnames()
         tar.extractall(code, filter="data")
-    expected = {"requirements.txt", TRAIN_ENTRY, INFERENCE_ENTRY, COMPARE_ENTRY, "ml/train.py", "ml/compare.py"}
+    expected = {"requirements.txt", TRAIN_ENTRY, INFERENCE_ENTRY, COMPARE_ENTRY, MONITOR_ENTRY, "ml/monitor.py"}
     assert expected | {"dxops/vocab/units.py"} <= set(names)
     assert not any(name.endswith(("report.py", "evaluate.py")) for name in names)  # tooling stays out
     channel = tmp_path / "input" / "data" / "train"

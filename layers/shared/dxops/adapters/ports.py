@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -11,6 +12,7 @@ from dxops.schemas.datasets import DatasetManifest
 from dxops.schemas.device import DeviceBinding
 from dxops.schemas.erasure import ErasureAudit, ErasureInput
 from dxops.schemas.models import ApprovalRecord, ChampionRecord, ModelVersionRecord, RejectedCandidate
+from dxops.schemas.training_triggers import GuardState, TriggerRecord
 
 if TYPE_CHECKING:  # the trigger's domain types (the domain module imports these ports)
     from dxops.domain.dataset_trigger import Claim, ProcessingRun
@@ -139,6 +141,32 @@ class Executions(Protocol):
 
     def ensure_started(self, name: str, document: str) -> bool:
         """Start an execution of this name with this input unless one exists; True if this call did."""
+
+    def status(self, name: str) -> str | None:
+        """The execution's status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED), None if there is none."""
+
+
+class TrainingTriggers(Protocol):
+    """The retraining guard's state and the record of every training trigger."""
+
+    def guard_state(self) -> GuardState:
+        """The guard's state (revision 0, nothing held, when none was ever written)."""
+
+    def replace_guard_state(self, state: GuardState, *, expected_revision: int) -> bool:
+        """Write state if the stored revision is still expected_revision; False if it changed."""
+
+    def record(self, trigger: TriggerRecord) -> None:
+        """Keep one trigger and what became of it."""
+
+    def recent(self, since: dt.datetime) -> list[TriggerRecord]:
+        """The triggers recorded since then, oldest first."""
+
+
+class KeyListing(Protocol):
+    """The keys of one bucket."""
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under prefix, in key order."""
 
 
 class JsonDocuments(Protocol):

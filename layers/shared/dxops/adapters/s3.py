@@ -32,6 +32,18 @@ class S3ObjectStore:
         self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
 
+class S3KeyListing:
+    """KeyListing of one bucket (s3:ListBucket)."""
+
+    def __init__(self, bucket: str, client: Any | None = None) -> None:
+        self.bucket = bucket
+        self._client = client or boto3.client("s3")
+
+    def list_keys(self, prefix: str) -> list[str]:
+        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
 class S3DatasetFiles:
     """The curated bucket (versioned): reports, manifests, and removal of a version's objects."""
 

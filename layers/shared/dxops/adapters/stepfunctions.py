@@ -44,6 +44,15 @@ class StepFunctionsExecutions:
             raise
         return True
 
+    def status(self, name: str) -> str | None:
+        try:
+            described = self._client.describe_execution(executionArn=execution_arn(self.state_machine_arn, name))
+        except ClientError as error:
+            if _error_code(error) == "ExecutionDoesNotExist":
+                return None
+            raise
+        return str(described["status"])
+
 
 class StepFunctionsRunStarter:
     """Data-processing runs (one per trigger window)."""

@@ -5,7 +5,11 @@ ingestion does) and reduced to what the model reads (EndpointRecord) before they
 function; the endpoint's answer is checked against its contract (EndpointAnswer) and served. Each
 served prediction is stored for performance monitoring, one NDJSON object per request:
 
-    predictions/date=YYYY-MM-DD/<request_id>.ndjson     one StoredPrediction per record
+    predictions/date=YYYY-MM-DD/hour=HH/<request_id>.ndjson     one StoredPrediction per record
+
+Each line is the data capture of one prediction: what the endpoint read of the record
+(EndpointRecord: no identity) and what it answered, partitioned by the hour it was served, which
+is what the drift and quality monitor (ml/monitor.py) reads.
 
 prediction_id is "<request_id>:<index>": stable (the same request id and position always name the
 same prediction) and unique (API Gateway request ids are). Storing is best effort: a prediction
@@ -86,11 +90,39 @@ class PredictLimits:
 
 
 @dataclass(frozen=True)
+class ServedStatistics:
+    """One request's figures for the live metrics: per record, never a value that identifies it."""
+
+    top_probabilities: list[float]  # the confidence of each top diagnosis
+    by_diagnosis: dict[str, int]  # top diagnosis code -> records
+    phenotypes: list[int]  # terms per record
+    labs: list[int]  # lab results per record
+    vitals: list[int]  # vital signs per record
+    without_age: int  # records without an age
+
+    @classmethod
+    def of(cls, records: list[PseudonymisedRecord], response: PredictResponse) -> ServedStatistics:
+        tops = [p.diagnoses[0] for p in response.predictions if p.diagnoses]
+        by_diagnosis: dict[str, int] = {}
+        for top in tops:
+            by_diagnosis[top.code] = by_diagnosis.get(top.code, 0) + 1
+        return cls(
+            top_probabilities=[top.probability for top in tops],
+            by_diagnosis=by_diagnosis,
+            phenotypes=[len(r.phenotypes) for r in records],
+            labs=[len(r.labs) for r in records],
+            vitals=[len(r.vitals) for r in records],
+            without_age=sum(1 for r in records if r.age_years is None),
+        )
+
+
+@dataclass(frozen=True)
 class PredictOutcome:
     response: PredictResponse
     endpoint_ms: float  # the endpoint call, retries included
     stored_key: str | None  # the monitoring object, None if storing failed
     store_error: str | None  # the storage failure's type (never its message)
+    statistics: ServedStatistics
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -216,11 +248,26 @@ def predict(
         ],
     )
     stored_key, store_error = _store_predictions(store, response, records, now)
-    return PredictOutcome(response=response, endpoint_ms=endpoint_ms, stored_key=stored_key, store_error=store_error)
+    return PredictOutcome(
+        response=response,
+        endpoint_ms=endpoint_ms,
+        stored_key=stored_key,
+        store_error=store_error,
+        statistics=ServedStatistics.of(records, response),
+    )
 
 
-def predictions_key(day: dt.date, request_id: str) -> str:
-    return f"predictions/date={day.isoformat()}/{request_id}.ndjson"
+PREDICTIONS_PREFIX = "predictions/"
+
+
+def predictions_key(served_at: dt.datetime, request_id: str) -> str:
+    return f"{PREDICTIONS_PREFIX}{hour_partition(served_at)}{request_id}.ndjson"
+
+
+def hour_partition(moment: dt.datetime) -> str:
+    """date=YYYY-MM-DD/hour=HH/ of a UTC moment: the capture's time partition."""
+    utc = moment.astimezone(dt.UTC)
+    return f"date={utc.date().isoformat()}/hour={utc.hour:02d}/"
 
 
 def _store_predictions(
@@ -238,10 +285,11 @@ def _store_predictions(
             predicted=p.diagnoses,
             rare_candidates=p.rare_candidates,
             served_at=now,
+            inputs=EndpointRecord.from_pseudonymised(record),
         )
         for record, p in zip(records, response.predictions, strict=True)
     ]
-    key = predictions_key(now.date(), response.request_id)
+    key = predictions_key(now, response.request_id)
     try:
         store.put_object(key, to_ndjson(lines), NDJSON)
     except Exception as exc:  # the client is served regardless; the handler logs and counts it

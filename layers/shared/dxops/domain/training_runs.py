@@ -3,8 +3,10 @@
 A run is one execution of the training state machine (statemachines/training.asl.json):
   start_training      the run's name says why it runs, so the same cause starts it once: every
                       DatasetReady event of one dataset version names `dataset-<version>`, however
-                      often it is delivered; a schedule firing, a retraining trigger or an API
-                      request names its own event or request id.
+                      often it is delivered; a schedule firing, an alarm's state change (a
+                      retraining trigger, with the monitor's evidence) or an API request names its
+                      own event or request id. The retraining guard (dxops.domain.training_guard)
+                      admits it or records why not.
   prepare_training_run  the dataset version (the named one or the published one), the champion to
                       beat, and the two SageMaker requests: the training job (script mode, ml/train.py)
                       and the comparison job (ml/compare.py: candidate and champion on the
@@ -20,11 +22,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from dxops.adapters.ports import Executions, ExperimentLog, JsonDocuments, ModelRegistry, ModelVersions
+from dxops.adapters.ports import (
+    Executions,
+    ExperimentLog,
+    JsonDocuments,
+    ModelRegistry,
+    ModelVersions,
+    TrainingTriggers,
+)
 from dxops.domain.dataset_versions import DATASETS_PREFIX, PUBLISHED_KEY, s3_uri
 from dxops.domain.errors import DomainError
+from dxops.domain.processing_jobs import ProcessingJob, processing_input
+from dxops.domain.training_guard import GuardPolicy, admit
 from dxops.schemas.datasets import (
     DATASET_EVENT_SOURCE,
     DATASET_READY,
@@ -42,14 +54,23 @@ from dxops.schemas.models import (
     TrainingPlan,
     TrainingRequest,
 )
+from dxops.schemas.training_triggers import (
+    ALARM_EVENT_SOURCE,
+    ALARM_STATE_CHANGE,
+    AlarmStateChange,
+    SuppressionReason,
+    TriggerOutcome,
+    TriggerRecord,
+)
 from dxops.settings import TrainingRunSettings
 from dxops.vocab.training_metrics import METRIC_DEFINITIONS
 
 TRAIN_ENTRY, INFERENCE_ENTRY, COMPARE_ENTRY = "dxops_train.py", "dxops_inference.py", "dxops_compare.py"
 CODE_POINTER = "current.json"  # {"sha256": ...}: the code version tools/publish_training_code.py published
-PROCESSING = "/opt/ml/processing"
 CONTENT_TYPES = ["application/json", "application/jsonlines"]
 PREVIOUS_VERSIONS_LISTED = 5
+# The monitor's latest results (monitoring bucket), written by dxops.domain.monitoring: an alarm's evidence.
+MONITORING_SUMMARY_KEY = "monitoring/latest.json"
 HEADLINE_METRICS = ("macro_f1", "rare_recall", "ece", "accuracy", "top3_accuracy")
 
 
@@ -87,7 +108,8 @@ def run_name(request: TrainingRequest) -> str:
 def training_request_for_event(
     *, source: str, detail_type: str, detail: Any, event_id: str, time: dt.datetime
 ) -> TrainingRequest:
-    """DatasetReady (a new dataset version), else the training schedule's firing (the published version)."""
+    """DatasetReady (a new dataset version), an alarm going to ALARM (a retraining trigger: drift,
+    a quality drop, an SLO breach), else the training schedule's firing (the published version)."""
     if source == DATASET_EVENT_SOURCE and detail_type == DATASET_READY:
         ready = DatasetReadyDetail.model_validate(detail)
         return TrainingRequest(
@@ -96,13 +118,114 @@ def training_request_for_event(
             trigger_id=event_id,
             dataset_version=ready.dataset_version,
         )
+    if source == ALARM_EVENT_SOURCE and detail_type == ALARM_STATE_CHANGE:
+        alarm = AlarmStateChange.model_validate(detail)
+        return TrainingRequest(
+            reason="retraining-trigger",
+            requested_by=f"alarm:{alarm.alarm_name}",
+            # One alarm episode, one trigger: redeliveries of the same state change name the same run.
+            trigger_id=f"{alarm.alarm_name}@{alarm.state.timestamp}",
+            evidence={"alarm": alarm.evidence()},
+        )
     return TrainingRequest(reason="schedule", requested_by=f"events:{detail_type}", trigger_id=f"{time:%Y%m%dT%H%M%SZ}")
 
 
-def start_training(request: TrainingRequest, runs: Executions) -> tuple[str, bool]:
-    """(run name, whether this call started it)."""
+@dataclass(frozen=True)
+class TriggerContext:
+    """What start_training consults besides the guard: the datasets and the champion (whether the
+    schedule has enough new labelled rows) and the monitor's latest results (an alarm's evidence)."""
+
+    curated_bucket: str
+    documents: JsonDocuments
+    versions: ModelVersions
+    monitoring_summary_uri: str | None = None
+
+
+def new_labelled_rows(context: TriggerContext) -> tuple[int | None, str]:
+    """Labelled rows of the published dataset version beyond the champion's dataset's, and why;
+    None when no champion serves (the first model trains on whatever there is)."""
+    try:
+        published = resolve_dataset(
+            TrainingRequest(reason="schedule", requested_by="guard", trigger_id="guard"),
+            context.curated_bucket,
+            context.documents,
+        )
+    except (DatasetNotFound, NotEnoughData) as missing:
+        return 0, str(missing)
+    champion = context.versions.champion()
+    record = context.versions.get(champion.package_version) if champion is not None else None
+    if record is None:
+        return None, "no champion serves"
+    if record.dataset_version == published.dataset_version:
+        return 0, f"the champion was trained on the published version {published.dataset_version}"
+    trained_on = resolve_dataset(
+        TrainingRequest(
+            reason="schedule", requested_by="guard", trigger_id="guard", dataset_version=record.dataset_version
+        ),
+        context.curated_bucket,
+        context.documents,
+    )
+    new = max(0, published.labelled_rows - trained_on.labelled_rows)
+    return new, (
+        f"{published.dataset_version} has {published.labelled_rows} labelled rows, the champion's "
+        f"{trained_on.dataset_version} {trained_on.labelled_rows}"
+    )
+
+
+def _with_monitoring_evidence(request: TrainingRequest, context: TriggerContext) -> TrainingRequest:
+    """An alarm's trigger carries the monitor's latest results (report, drifted features, quality)."""
+    if request.reason != "retraining-trigger" or context.monitoring_summary_uri is None:
+        return request
+    summary = context.documents.read(context.monitoring_summary_uri)
+    if summary is None:
+        return request
+    return request.model_copy(update={"evidence": {**(request.evidence or {}), "monitoring": summary}})
+
+
+def start_training(
+    request: TrainingRequest,
+    *,
+    runs: Executions,
+    triggers: TrainingTriggers,
+    policy: GuardPolicy,
+    context: TriggerContext | None = None,
+    now: dt.datetime | None = None,
+) -> TriggerRecord:
+    """Start the run this request names unless the guard (dxops.domain.training_guard) or, for the
+    schedule, too few new labelled rows suppress it; the trigger is recorded either way."""
+    now = now or dt.datetime.now(dt.UTC)
     name = run_name(request)
-    return name, runs.ensure_started(name, request.model_dump_json())
+    if context is not None:
+        request = _with_monitoring_evidence(request, context)
+
+    def recorded(outcome: TriggerOutcome, because: SuppressionReason | None = None, detail: str = "") -> TriggerRecord:
+        trigger = TriggerRecord(
+            at=now,
+            run_name=name,
+            reason=request.reason,
+            requested_by=request.requested_by,
+            trigger_id=request.trigger_id,
+            outcome=outcome,
+            suppressed_because=because,
+            detail=detail,
+            evidence=request.evidence,
+        )
+        triggers.record(trigger)
+        return trigger
+
+    if request.reason == "schedule" and context is not None:
+        new, detail = new_labelled_rows(context)
+        if new is not None and new < policy.min_new_labelled_rows:
+            return recorded(
+                "suppressed",
+                "not-enough-new-data",
+                f"{new} new labelled rows (need {policy.min_new_labelled_rows}): {detail}",
+            )
+    admission = admit(name, request.reason, triggers=triggers, runs=runs, policy=policy, now=now)
+    if not admission.admitted:
+        return recorded("suppressed", admission.because, admission.detail)
+    started = runs.ensure_started(name, request.model_dump_json())
+    return recorded("started" if started else "already-started")
 
 
 # --- Prepare -----------------------------------------------------------------------------------------
@@ -136,12 +259,13 @@ def resolve_dataset(request: TrainingRequest, curated_bucket: str, documents: Js
     )
 
 
-def code_uri(settings: TrainingRunSettings, documents: JsonDocuments) -> str:
-    """The published code version's folder (content-addressed, so a version always runs its code)."""
-    pointer = documents.read(settings.training_code_uri + CODE_POINTER)
+def code_uri(code_root: str, documents: JsonDocuments) -> str:
+    """The published code version's folder under code_root (content-addressed, so a version always
+    runs its code)."""
+    pointer = documents.read(code_root + CODE_POINTER)
     if not pointer or "sha256" not in pointer:
-        raise TrainingCodeMissing(f"no training code under {settings.training_code_uri}: run make deploy")
-    return f"{settings.training_code_uri}{pointer['sha256']}/"
+        raise TrainingCodeMissing(f"no training code under {code_root}: run make deploy")
+    return f"{code_root}{pointer['sha256']}/"
 
 
 def _training_job(
@@ -207,19 +331,6 @@ def candidate_artifact(training_job: dict[str, Any]) -> str:
     return f"{output}{training_job['TrainingJobName']}/output/model.tar.gz"
 
 
-def _processing_input(name: str, uri: str) -> dict[str, Any]:
-    return {
-        "InputName": name,
-        "S3Input": {
-            "S3Uri": uri,
-            "LocalPath": f"{PROCESSING}/input/{name}",
-            "S3DataType": "S3Prefix",
-            "S3InputMode": "File",
-            "S3DataDistributionType": "FullyReplicated",
-        },
-    }
-
-
 def _comparison_job(  # noqa: PLR0917 (one call site, every argument named there)
     name: str,
     training_job: dict[str, Any],
@@ -230,45 +341,25 @@ def _comparison_job(  # noqa: PLR0917 (one call site, every argument named there
     settings: TrainingRunSettings,
 ) -> dict[str, Any]:
     inputs = [
-        _processing_input("code", f"{code}source/"),
-        _processing_input("candidate", candidate_artifact(training_job)),
-        _processing_input("data", dataset.table_uri),
+        processing_input("candidate", candidate_artifact(training_job)),
+        processing_input("data", dataset.table_uri),
     ]
     if champion is not None:
-        inputs.append(_processing_input("champion", champion.model_data_url))
+        inputs.append(processing_input("champion", champion.model_data_url))
     arguments: list[str] = []
     for flag, value in sorted(settings.gate_tolerances.items()):  # {"macro_f1_tolerance": 0.01, ...}
         arguments += [f"--{flag.replace('_', '-')}", str(value)]  # ml/compare.py's flags
-    job: dict[str, Any] = {
-        "ProcessingJobName": name,
-        "AppSpecification": {
-            "ImageUri": settings.training_image_uri,
-            "ContainerEntrypoint": ["python3", f"{PROCESSING}/input/code/{COMPARE_ENTRY}"],
-        },
-        "ProcessingInputs": inputs,
-        "ProcessingOutputConfig": {
-            "Outputs": [
-                {
-                    "OutputName": "comparison",
-                    "S3Output": {"S3Uri": output_uri, "LocalPath": f"{PROCESSING}/output", "S3UploadMode": "EndOfJob"},
-                }
-            ],
-            "KmsKeyId": settings.data_key_arn,
-        },
-        "ProcessingResources": {
-            "ClusterConfig": {
-                "InstanceCount": 1,
-                "InstanceType": settings.comparison_instance_type,
-                "VolumeSizeInGB": settings.training_volume_gb,
-                "VolumeKmsKeyId": settings.data_key_arn,
-            }
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": settings.training_max_runtime_seconds},
-        "Environment": {"DXOPS_DATASET_VERSION": dataset.dataset_version},
-    }
-    if arguments:
-        job["AppSpecification"]["ContainerArguments"] = arguments
-    return job
+    job = ProcessingJob(
+        name=name,
+        entry_point=COMPARE_ENTRY,
+        code_uri=code,
+        inputs=inputs,
+        output_name="comparison",
+        output_uri=output_uri,
+        arguments=arguments,
+        environment={"DXOPS_DATASET_VERSION": dataset.dataset_version},
+    )
+    return job.request(settings.processing_host)
 
 
 def prepare_training_run(
@@ -281,7 +372,7 @@ def prepare_training_run(
     versions: ModelVersions,
 ) -> TrainingPlan:
     dataset = resolve_dataset(request, settings.curated_bucket, documents)
-    code = code_uri(settings, documents)
+    code = code_uri(settings.training_code_uri, documents)
     champion_record = versions.champion()
     champion = (
         ChampionRef(

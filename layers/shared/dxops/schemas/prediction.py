@@ -145,7 +145,10 @@ class PredictResponse(BaseModel):
 
 
 class StoredPrediction(BaseModel):
-    """One NDJSON line of predictions/date=YYYY-MM-DD/<request_id>.ndjson (monitoring bucket)."""
+    """One NDJSON line of predictions/date=YYYY-MM-DD/hour=HH/<request_id>.ndjson (monitoring
+    bucket): the data capture of one served prediction, whatever the endpoint's hosting (serverless
+    endpoints have no SageMaker data capture). `inputs` is exactly what the endpoint received for
+    the record (no identity); the drift monitor compares it with the model's training baseline."""
 
     prediction_id: PredictionId
     request_id: str
@@ -157,6 +160,7 @@ class StoredPrediction(BaseModel):
     predicted: list[PredictedDiagnosis] = Field(description="the top_k diagnoses served")
     rare_candidates: list[PredictedDiagnosis]
     served_at: dt.datetime
+    inputs: EndpointRecord = Field(description="what the model read of the record (its data capture)")
 
 
 # --- POST /diagnoses -------------------------------------------------------------------------
