@@ -484,11 +484,15 @@ def monitoring_and_retraining(cloud: LocalCloud, api_url: str, first: dict[str, 
     cw.set_alarm_state(AlarmName=alarm_name, StateValue="OK", StateReason="demo: back to normal")
     cw.set_alarm_state(AlarmName=alarm_name, StateValue="ALARM", StateReason="demo: drifted again")
     triggers = _wait(
-        lambda: [t for t in call_api(f"{api_url}/trainings/triggers", "GET").body if t["outcome"] == "suppressed"],
+        lambda: [
+            t
+            for t in call_api(f"{api_url}/trainings/triggers", "GET").body
+            if t["outcome"] == "suppressed" and dt.datetime.fromisoformat(t["at"]) > retrain["startDate"]
+        ],
         30,
         "the suppressed trigger",
     )
-    say(f"  alarm again while it trains: suppressed ({triggers[0]['suppressed_because']}), recorded")
+    say(f"  alarm again while it trains: suppressed ({triggers[-1]['suppressed_because']}: {triggers[-1]['detail']})")
     second = _wait(
         lambda: [
             v for v in call_api(f"{api_url}/models", "GET").body if v["package_version"] != first["package_version"]

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from dxops.vocab.hpo import hpo_parents, uninformative_terms
 from ml.drift import CATEGORICAL, NUMERIC, ClassTerms, Column, Counts, Values, counts_of
 from ml.records import HISTORY_PREFIX, current_term, records_frame
 from ml.table import ColumnRoles, conform
@@ -56,7 +57,6 @@ RECORD_COLUMNS = ("age_years", "sex")  # what ml/records.py fills besides phenot
 MISSING = ":missing"
 # Records with an observed phenotype term the model has no column for (a new presentation, a new
 # disease): 0 in the reference by construction (every term of the training rows is a column).
-UNSEEN = "phenotypes:unseen"
 PREDICTED_CLASS, PREDICTED_PROBABILITY = "predicted_class", "predicted_probability"
 PRESENTATION_MIN_ROWS = 20  # a predicted class with fewer reference rows has no presentation profile
 PRESENTATION_ROWS = 20000  # training rows (the sample's and more) scored for the presentation profile
@@ -88,8 +88,9 @@ def feature_specs(roles: ColumnRoles) -> list[dict[str, str]]:
     specs += [
         {"name": f"{c}{MISSING}", "kind": CATEGORICAL, "source": "record"} for c in roles.numeric if LOINC.match(c)
     ]
+    # No "records with a term the model has no column for": every training term is a column, so its
+    # reference share is 0 by construction and any new patient population would drift on it.
     specs += [{"name": c, "kind": CATEGORICAL, "source": source_of(c)} for c in roles.categorical]
-    specs.append({"name": UNSEEN, "kind": CATEGORICAL, "source": "record"})
     return specs
 
 
@@ -126,21 +127,15 @@ def window(
     frame: pd.DataFrame,
     specs: Sequence[Mapping[str, str]],
     phenotypes: Sequence[str],
-    known: Sequence[str],
     classes: Sequence[str] | None = None,
 ) -> Window:
     """The features of `frame` (a conformed table or ml/records.py's frame) whose phenotype
-    columns are `phenotypes`, of which `known` are the model's, and with the rows' predicted
-    top-1 `classes` their presentation: the one code path of the reference and of every
-    current window."""
+    columns are `phenotypes`, and with the rows' predicted top-1 `classes` their presentation:
+    the one code path of the reference and of every current window."""
     result = Window(len(frame))
     for spec in specs:
         name = spec["name"]
-        if name == UNSEEN:
-            new = [t for t in phenotypes if t in frame.columns and t not in set(known)]
-            unseen = int((frame[new].to_numpy() == 1).any(axis=1).sum()) if new else 0
-            result.categorical[name] = {"yes": unseen, "no": len(frame) - unseen}
-        elif name.endswith(MISSING):
+        if name.endswith(MISSING):
             column = name[: -len(MISSING)]
             missing = int(pd.to_numeric(frame[column], errors="coerce").isna().sum())
             result.categorical[name] = {"missing": missing, "present": len(frame) - missing}
@@ -178,7 +173,7 @@ def build_profile(
     take = np.sort(order[:sample_rows])
     sample = conform(rows.iloc[take].reset_index(drop=True), roles)
     specs = feature_specs(roles)
-    reference = window(sample, specs, roles.phenotypes, roles.phenotypes)
+    reference = window(sample, specs, roles.phenotypes)
     predicted = None
     if predict is not None:
         scored = np.sort(order[: max(sample_rows, presentation_rows)])  # the sample's rows among them
@@ -306,7 +301,8 @@ def record_terms(records: Iterable[Mapping[str, Any]], ancestors: Callable[[str]
                 terms.add(term)
                 if ancestors is not None and phenotype.get("status", "observed") != "excluded":
                     terms.update(ancestors(term))
-    return terms
+    # The roots every expanded record has: never a column of an ETL table (dxops.vocab.hpo).
+    return terms - uninformative_terms(hpo_parents())
 
 
 def _with_terms(roles: ColumnRoles, terms: Iterable[str]) -> ColumnRoles:
@@ -326,7 +322,7 @@ def records_window(
     extended = _with_terms(roles, record_terms(records, ancestors))
     frame = records_frame(records, extended, ancestors)
     record_specs = [s for s in specs if s["source"] == "record"]
-    return window(frame, record_specs, extended.phenotypes, roles.phenotypes, classes)
+    return window(frame, record_specs, extended.phenotypes, classes)
 
 
 def table_window(
@@ -340,7 +336,7 @@ def table_window(
     from ml.table import HPO_COLUMN  # noqa: PLC0415
 
     extended = _with_terms(roles, (str(c) for c in table.columns if HPO_COLUMN.match(str(c))))
-    return window(conform(table, extended), specs, extended.phenotypes, roles.phenotypes, classes)
+    return window(conform(table, extended), specs, extended.phenotypes, classes)
 
 
 def top_terms(reference: Window, current: Window, k: int = TOP_TERMS) -> list[str]:

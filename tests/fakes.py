@@ -622,3 +622,13 @@ class InMemoryKeyListing:
     def list_keys(self, prefix: str) -> list[str]:
         keys = set(self.keys) | set(self.store.objects if self.store is not None else ())
         return sorted(k for k in keys if k.startswith(prefix))
+
+
+class StaticFiringAlarms:
+    """FiringAlarms: the alarms given, as CloudWatchFiringAlarms describes them."""
+
+    def __init__(self, *alarms: dict[str, Any]) -> None:
+        self.alarms = list(alarms)
+
+    def firing(self) -> list[dict[str, Any]]:
+        return list(self.alarms)

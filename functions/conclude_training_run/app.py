@@ -1,6 +1,7 @@
 """Training step 3: read the comparison with the champion; record a rejected candidate, or register
 the version (pending approval, or approved by the environment's policy), and record the experiment
-trial (dxops.domain.training_runs.conclude_training_run). Invoked by the training state machine."""
+trial, and give up the training slot (dxops.domain.training_runs.conclude_training_run). Invoked by
+the training state machine."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dxops.adapters.model_versions import DynamoDbModelVersions
 from dxops.adapters.s3 import S3JsonDocuments
 from dxops.adapters.sagemaker import SageMakerExperiments, SageMakerModelRegistry
+from dxops.adapters.training_triggers import DynamoDbTrainingTriggers
 from dxops.domain.training_runs import conclude_training_run
 from dxops.observability import logger, metrics, tracer
 from dxops.schemas.models import ConcludeTrainingRequest
@@ -24,6 +26,7 @@ documents = S3JsonDocuments()
 versions = DynamoDbModelVersions(settings.model_versions_table)
 registry = SageMakerModelRegistry()
 experiments = SageMakerExperiments(settings.experiment_name)
+triggers = DynamoDbTrainingTriggers(settings.training_triggers_table, dt.timedelta(days=400))
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -40,6 +43,7 @@ def lambda_handler(event: ConcludeTrainingRequest, context: LambdaContext) -> di
         registry=registry,
         versions=versions,
         experiments=experiments,
+        triggers=triggers,
     )
     metrics.add_metric(
         name="CandidatesRegistered" if outcome.outcome == "registered" else "CandidatesRejected",

@@ -2,7 +2,8 @@
 quality alarms judge and the dashboard shows, and monitoring/latest.json, which an alarm's
 retraining trigger carries as evidence (dxops.domain.monitoring.summarise_monitoring_run).
 
-Metrics (namespace dxops/<env>, service=monitoring): DriftShare, DriftedFeatures, FeaturesTested,
+Metrics (namespace dxops/<env>, service=monitoring): DriftDetected (0 or 1: the window's verdict, which
+the drift alarm judges), DriftShare, DriftedFeatures, FeaturesTested,
 DriftWindowPredictions, PredictionDrift, PresentationDrift (drifted class-term pairs), FeatureDrift
 (dimension feature, 0 or 1), and with late labels LabelledPredictions, LiveMacroF1, LiveRareRecall,
 LiveCalibrationError, LiveAccuracy, MacroF1Drop, QualityDrop (0 or 1). A window without enough
@@ -37,6 +38,9 @@ QUALITY_METRICS = {
 def _publish(summary: MonitoringSummary) -> None:
     metrics.add_metric(name="DriftWindowPredictions", unit=MetricUnit.Count, value=summary.drift_samples)
     if summary.drift_status in {"ok", "drift"} and summary.drift_share is not None:
+        # The window's verdict (the drift alarm's metric): drifted features above the share
+        # threshold, or prediction or presentation drift (ml/drift.py).
+        metrics.add_metric(name="DriftDetected", unit=MetricUnit.Count, value=int(summary.drift_status == "drift"))
         metrics.add_metric(name="DriftShare", unit=MetricUnit.NoUnit, value=summary.drift_share)
         metrics.add_metric(name="DriftedFeatures", unit=MetricUnit.Count, value=len(summary.drifted_features))
         metrics.add_metric(name="FeaturesTested", unit=MetricUnit.Count, value=summary.features_tested)

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from dxops.adapters.cloudwatch_alarms import CloudWatchFiringAlarms
 from dxops.adapters.model_versions import DynamoDbModelVersions
 from dxops.adapters.s3 import S3JsonDocuments
 from dxops.adapters.stepfunctions import StepFunctionsExecutions
@@ -38,6 +39,7 @@ context = TriggerContext(
     documents=S3JsonDocuments(),
     versions=DynamoDbModelVersions(settings.model_versions_table),
     monitoring_summary_uri=f"s3://{settings.monitoring_bucket}/{MONITORING_SUMMARY_KEY}",
+    alarms=CloudWatchFiringAlarms(settings.retraining_alarms),
 )
 
 

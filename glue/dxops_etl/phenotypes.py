@@ -24,15 +24,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-ROOT = "HP:0000001"
+from dxops.vocab.hpo import uninformative_terms
+
 OBSERVED, EXCLUDED, ABSENT = 1, -1, 0
 
 Parents = Mapping[str, Sequence[str]]
-
-
-def uninformative(parents: Parents) -> frozenset[str]:
-    """The root and the sub-ontology roots (terms whose only parent is the root)."""
-    return frozenset({ROOT, *(term for term, ups in parents.items() if list(ups) == [ROOT])})
 
 
 def ancestors(term: str, parents: Parents) -> set[str]:
@@ -49,7 +45,7 @@ def ancestors(term: str, parents: Parents) -> set[str]:
 
 def closure_rows(terms: Iterable[str], parents: Parents) -> list[tuple[str, str]]:
     """(term, ancestor-or-self) pairs for the given terms, without the uninformative roots."""
-    skip = uninformative(parents)
+    skip = uninformative_terms(parents)
     return sorted((term, up) for term in set(terms) for up in ancestors(term, parents) if up not in skip)
 
 

@@ -995,10 +995,13 @@ def test_drift_and_quality_alarms_start_retraining_and_slo_alarms_only_if_config
 
 def test_the_alarms_judge_the_monitors_metrics_with_the_parameters_the_job_gets(resources: dict[str, Any]) -> None:
     drift = resources["DriftAlarm"]["Properties"]
-    assert (drift["MetricName"], drift["ComparisonOperator"]) == ("DriftShare", "GreaterThanThreshold")
-    assert drift["Threshold"] == {"Ref": "DriftShareThreshold"} and drift["Period"] == {
-        "Ref": "MonitoringPeriodSeconds"
-    }
+    # The job's verdict: drifted features above DriftShareThreshold (its flag), or prediction or presentation drift.
+    assert (drift["MetricName"], drift["ComparisonOperator"], drift["Threshold"]) == (
+        "DriftDetected",
+        "GreaterThanOrEqualToThreshold",
+        1,
+    )
+    assert drift["Period"] == {"Ref": "MonitoringPeriodSeconds"}
     assert drift["EvaluationPeriods"] == drift["DatapointsToAlarm"] == {"Ref": "DriftAlarmPeriods"}
     assert drift["TreatMissingData"] == "notBreaching"  # no data is never drift
     variables = resources["PrepareMonitoringRunFunction"]["Properties"]["Environment"]["Variables"]
@@ -1018,12 +1021,20 @@ def test_the_dashboard_shows_only_metrics_that_dxops_publishes(resources: dict[s
     assert {w["type"] for w in widgets} == {"text", "metric", "alarm"}
     names = set()
     for widget in widgets:
+        namespace = None
         for row in widget["properties"].get("metrics", []):
+            namespace = row[0] if isinstance(row[0], str) and row[0] != "." else namespace  # "." repeats it
             if isinstance(row[0], dict):  # a SEARCH expression
                 names.update(re.findall(r'MetricName=\\?"(\w+)\\?"', row[0]["expression"]))
-            elif row[0] == "dxops/0":
+            elif namespace == "dxops/0" and row[1] != ".":
                 names.add(row[1])
     sources = "\n".join(p.read_text() for p in (TEMPLATE.parent / "functions").glob("*/app.py"))
     published = set(re.findall(r'"([A-Z][A-Za-z0-9]+)"', sources))  # metric names are CamelCase literals
     assert names and names <= published, sorted(names - published)
-    assert {"DriftShare", "LiveMacroF1", "PredictionsByDiagnosis", "TrainingTriggersSuppressed"} <= names
+    assert {
+        "DriftDetected",
+        "DriftShare",
+        "LiveMacroF1",
+        "PredictionsByDiagnosis",
+        "TrainingTriggersSuppressed",
+    } <= names

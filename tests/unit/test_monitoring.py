@@ -195,3 +195,12 @@ def test_a_skipped_run_is_summarised_as_not_run_and_a_missing_result_is_an_error
     planned, documents = plan(KEYS)
     with pytest.raises(MonitoringResultMissing):
         summarise_monitoring_run(planned, documents, MONITORING)
+
+
+def test_an_input_with_nothing_to_list_is_left_out() -> None:
+    """SageMaker refuses an input that lists no object; the monitor reads a missing one as empty."""
+    planned, documents = plan([k for k in KEYS if k.startswith("predictions/")])
+    assert planned.processing_job is not None
+    inputs = [i["InputName"] for i in planned.processing_job["ProcessingInputs"]]
+    assert inputs == ["code", "model", "predictions"]
+    assert not [uri for uri in documents.written if uri.endswith("diagnoses.manifest")]

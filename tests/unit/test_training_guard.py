@@ -17,7 +17,7 @@ import pytest
 
 from dxops.adapters.ports import TrainingTriggers
 from dxops.adapters.training_triggers import DynamoDbTrainingTriggers
-from dxops.domain.training_guard import GuardContention, GuardPolicy
+from dxops.domain.training_guard import GuardContention, GuardPolicy, release_slot
 from dxops.domain.training_runs import (
     TriggerContext,
     run_name,
@@ -27,7 +27,13 @@ from dxops.domain.training_runs import (
 from dxops.schemas.models import TrainingRequest
 from dxops.schemas.training_triggers import GuardState, TriggerRecord
 from localcloud.template import load_template
-from tests.fakes import InMemoryExecutions, InMemoryJsonDocuments, InMemoryModelVersions, InMemoryTrainingTriggers
+from tests.fakes import (
+    InMemoryExecutions,
+    InMemoryJsonDocuments,
+    InMemoryModelVersions,
+    InMemoryTrainingTriggers,
+    StaticFiringAlarms,
+)
 from tests.unit.test_training_runs import (
     CURATED,
     OLDER_VERSION,
@@ -118,6 +124,20 @@ def test_the_slot_frees_itself_when_the_holding_execution_ends_however_it_ends()
     second = guarded.trigger(alarm_event(), NOW + dt.timedelta(minutes=1))
 
     assert second.outcome == "started" and guarded.triggers.state.holder == second.run_name
+
+
+def test_a_run_gives_up_the_slot_once_its_comparison_is_concluded_and_its_review_holds_nothing() -> None:
+    guarded = Guarded(GuardPolicy(dt.timedelta(0), daily_cap=10, min_new_labelled_rows=0))
+    first = guarded.trigger(dataset_ready())
+
+    assert release_slot(first.run_name, guarded.triggers)
+    assert not release_slot(first.run_name, guarded.triggers)  # it holds nothing any more
+    assert guarded.runs.status(first.run_name) == "RUNNING"  # waiting for its reviewer
+    later = guarded.trigger(alarm_event(), NOW + dt.timedelta(minutes=1))
+
+    assert later.outcome == "started"
+    assert not release_slot(first.run_name, guarded.triggers)  # never frees another run's slot
+    assert guarded.triggers.state.holder == later.run_name and guarded.triggers.state.started_today == 2
 
 
 def test_a_slot_taken_by_a_start_that_crashed_is_free_after_the_grace_period() -> None:
@@ -350,3 +370,74 @@ def test_contract_triggers_are_listed_oldest_first_since_a_time(table: TrainingT
         table.record(record)
     since = NOW - dt.timedelta(hours=25)
     assert [r.run_name for r in table.recent(since)] == ["retrain-20", "retrain-1", "retrain-0"]
+
+
+def test_a_redelivered_cause_of_a_finished_run_never_takes_the_slot_again() -> None:
+    guarded = Guarded(GuardPolicy(dt.timedelta(0), daily_cap=10, min_new_labelled_rows=0))
+    first = guarded.trigger(dataset_ready())
+    guarded.runs.finish(first.run_name)
+    other = guarded.trigger(alarm_event(), NOW + dt.timedelta(minutes=5))
+    guarded.runs.finish(other.run_name)
+
+    again = guarded.trigger(dataset_ready(trigger_id="redelivered"), NOW + dt.timedelta(days=2))
+
+    assert again.outcome == "already-started" and guarded.triggers.state.holder == other.run_name
+    assert (guarded.triggers.state.revision, guarded.triggers.state.started_today) == (2, 2)  # untouched
+
+
+def test_a_champion_whose_dataset_cannot_be_read_lets_the_schedule_train() -> None:
+    context = schedule_context(300, 310)
+    context.documents.documents.pop(manifest_uri(OLDER_VERSION))  # the champion's manifest is gone
+    trigger = Guarded(context=context).trigger(scheduled())
+    assert trigger.outcome == "started"
+
+
+def firing(name: str, changed_at: dt.datetime) -> dict[str, object]:
+    return {
+        "name": name,
+        "state": "ALARM",
+        "reason": "Threshold Crossed",
+        "changed_at": changed_at.isoformat(),
+        "previous_state": None,
+    }
+
+
+def test_the_schedule_takes_up_an_alarm_the_guard_suppressed_while_it_still_fires() -> None:
+    """The drift alarm fired during the cooldown (suppressed; an alarm changes state once): the next
+    schedule firing retrains for it, with the alarm as evidence, without asking for new rows."""
+    context = schedule_context(300, 300)  # no new labelled rows
+    guarded = Guarded(GuardPolicy(dt.timedelta(hours=6), daily_cap=3, min_new_labelled_rows=100), context)
+    earlier = guarded.trigger(dataset_ready(), NOW - dt.timedelta(hours=2))
+    guarded.runs.finish(earlier.run_name)
+    suppressed = guarded.trigger(alarm_event("2026-11-27T13:55:00.000+0000"), NOW - dt.timedelta(minutes=5))
+    assert suppressed.suppressed_because == "cooldown"
+    guarded.context = TriggerContext(
+        CURATED,
+        context.documents,
+        context.versions,
+        alarms=StaticFiringAlarms(firing(DRIFT_ALARM, NOW - dt.timedelta(minutes=5))),
+    )
+
+    taken_up = guarded.trigger(scheduled(), NOW + dt.timedelta(hours=5))
+
+    assert (taken_up.outcome, taken_up.reason) == ("started", "retraining-trigger")
+    assert taken_up.run_name == "retrain-20261127T140000Z"
+    assert taken_up.evidence is not None and taken_up.evidence["alarm"]["name"] == DRIFT_ALARM
+    assert "still in ALARM" in taken_up.requested_by
+
+
+def test_an_alarm_a_training_already_answered_does_not_retrain_every_day() -> None:
+    context = schedule_context(300, 300)
+    context = TriggerContext(
+        CURATED,
+        context.documents,
+        context.versions,
+        alarms=StaticFiringAlarms(firing(DRIFT_ALARM, NOW - dt.timedelta(hours=3))),
+    )
+    guarded = Guarded(GuardPolicy(dt.timedelta(0), daily_cap=3, min_new_labelled_rows=100), context)
+    answered = guarded.trigger(alarm_event(), NOW - dt.timedelta(hours=2))  # started after the alarm fired
+    guarded.runs.finish(answered.run_name)
+
+    next_day = guarded.trigger(scheduled(), NOW + dt.timedelta(days=1))
+
+    assert (next_day.reason, next_day.suppressed_because) == ("schedule", "not-enough-new-data")

@@ -73,6 +73,7 @@ def training_settings(**environment: str) -> TrainingRunSettings:
             "DATA_KEY_ARN": DATA_KEY,
             "TRAINING_IMAGE_URI": IMAGE,
             "TRAINING_CODE_URI": CODE_URI,
+            "TRAINING_TRIGGERS_TABLE": "dxops-dev-training-triggers",
             **environment,
         }
     )

@@ -121,7 +121,7 @@ class TrainingGuardSettings(FunctionSettings):
     training_state_machine_arn: str = Field(alias="TRAINING_STATE_MACHINE_ARN", min_length=1)
     training_triggers_table: str = Field(alias="TRAINING_TRIGGERS_TABLE", min_length=3)
     retraining_cooldown_seconds: int = Field(default=21_600, alias="RETRAINING_COOLDOWN_SECONDS", ge=0)
-    retraining_daily_cap: int = Field(default=2, alias="RETRAINING_DAILY_CAP", ge=1)
+    retraining_daily_cap: int = Field(default=3, alias="RETRAINING_DAILY_CAP", ge=1)
     trigger_retention_days: int = Field(default=400, alias="TRIGGER_RETENTION_DAYS", ge=1)
 
     @property
@@ -144,6 +144,8 @@ class TrainingTriggerSettings(TrainingGuardSettings):
     model_versions_table: str = Field(alias="MODEL_VERSIONS_TABLE", min_length=3)
     monitoring_bucket: str = Field(alias="MONITORING_BUCKET", min_length=3)
     min_new_labelled_rows: int = Field(default=500, alias="MIN_NEW_LABELLED_ROWS", ge=0)
+    # The alarms whose ALARM retrains (a suppressed one is taken up by the schedule while it fires).
+    retraining_alarms: CommaList = Field(default_factory=list, alias="RETRAINING_ALARMS")
 
 
 class TrainingRunSettings(FunctionSettings):
@@ -168,6 +170,8 @@ class TrainingRunSettings(FunctionSettings):
     training_hyperparameters: JsonObject = Field(default_factory=dict, alias="TRAINING_HYPERPARAMETERS")
     comparison_instance_type: str = Field(default="ml.m5.xlarge", alias="COMPARISON_INSTANCE_TYPE")
     gate_tolerances: JsonObject = Field(default_factory=dict, alias="GATE_TOLERANCES")
+    # A run gives up the retraining guard's training slot once its comparison is concluded.
+    training_triggers_table: str = Field(alias="TRAINING_TRIGGERS_TABLE", min_length=3)
 
     @property
     def processing_host(self) -> ProcessingHost:

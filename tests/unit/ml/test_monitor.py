@@ -164,3 +164,19 @@ def test_a_model_without_a_baseline_cannot_be_monitored(
     (copy / "drift_baseline.json").unlink()
     assert main(["--model", str(copy), "--predictions", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
     assert "drift_baseline.json" in capsys.readouterr().err
+
+
+def test_expanded_records_never_bring_the_ontologys_roots_as_terms() -> None:
+    """An ETL table has no column for the root or the sub-ontology roots (dxops.vocab.hpo): the
+    records of a window expanded along the ontology must not bring them either, or every window of
+    an expanded model would drift on HP:0000001."""
+    from dxops.vocab.hpo import hpo_parents, uninformative_terms
+    from ml.drift_profile import record_terms
+    from ml.knowledge import KnowledgeModel
+
+    knowledge = KnowledgeModel([], hpo_parents())  # the ontology alone: its ancestors
+    record = {"phenotypes": [{"hpo_id": "HP:0001250", "status": "observed"}]}  # seizure
+    terms = record_terms([record], knowledge.ancestors)
+    assert "HP:0001250" in terms and "HP:0012638" in terms  # the term and an informative ancestor
+    assert not terms & uninformative_terms(hpo_parents())
+    assert {"HP:0000001", "HP:0000118"} <= uninformative_terms(hpo_parents())

@@ -146,6 +146,13 @@ class Executions(Protocol):
         """The execution's status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED), None if there is none."""
 
 
+class FiringAlarms(Protocol):
+    """The retraining alarms that are in ALARM now."""
+
+    def firing(self) -> list[dict[str, Any]]:
+        """Each alarm in ALARM: its name, state, reason and when it changed."""
+
+
 class TrainingTriggers(Protocol):
     """The retraining guard's state and the record of every training trigger."""
 

@@ -106,20 +106,20 @@ def prepare_monitoring_run(
         return MonitoringPlan(**window, **counts, action="skip", reason="no predictions in the window and no diagnoses")
     name = _job_name(settings.dxops_environment, request.run_name, end)
     run_uri = f"s3://{settings.monitoring_bucket}/{RUNS_PREFIX}{name}/"
-    documents.write(
-        f"{run_uri}predictions.manifest", _manifest(settings.monitoring_bucket, PREDICTIONS_PREFIX, predictions)
-    )
-    documents.write(f"{run_uri}diagnoses.manifest", _manifest(settings.monitoring_bucket, DIAGNOSES_PREFIX, diagnoses))
+    inputs = [processing_input("model", champion.model_data_url)]
+    for kind, prefix, keys in (
+        ("predictions", PREDICTIONS_PREFIX, predictions),
+        ("diagnoses", DIAGNOSES_PREFIX, diagnoses),
+    ):
+        if keys:  # an input must list objects; the monitor reads a missing one as none
+            documents.write(f"{run_uri}{kind}.manifest", _manifest(settings.monitoring_bucket, prefix, keys))
+            inputs.append(processing_input(kind, f"{run_uri}{kind}.manifest", "ManifestFile"))
     output_uri = f"{run_uri}output/"
     job = ProcessingJob(
         name=name,
         entry_point=MONITOR_ENTRY,
         code_uri=code_uri(settings.training_code_uri, documents),
-        inputs=[
-            processing_input("model", champion.model_data_url),
-            processing_input("predictions", f"{run_uri}predictions.manifest", "ManifestFile"),
-            processing_input("diagnoses", f"{run_uri}diagnoses.manifest", "ManifestFile"),
-        ],
+        inputs=inputs,
         output_name="monitoring",
         output_uri=output_uri,
         arguments=[

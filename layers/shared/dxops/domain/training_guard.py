@@ -2,11 +2,12 @@
 trainings.
 
 Rules, for every trigger (dxops.domain.training_runs.start_training asks before it starts a run):
-- never two trainings at once: one run holds the training slot until its execution ends. The slot
-  is taken with a conditional write, so of ten triggers arriving together one wins and nine find it
-  taken. Nothing has to release it: a holder whose execution has ended (succeeded, failed, timed
-  out, aborted) or never started within `start_grace` holds nothing, so a crashed trigger cannot
-  block training for good.
+- never two trainings at once: one run holds the training slot while it trains and compares its
+  candidate with the champion. The slot is taken with a conditional write, so of ten triggers
+  arriving together one wins and nine find it taken. The run gives it up when its comparison is
+  concluded (release_slot: a review may then take days), and a holder whose execution has ended
+  (succeeded, failed, timed out, aborted) or never started within `start_grace` holds nothing, so
+  a crashed run or trigger cannot block training for good.
 - automatic triggers (a new dataset version, the schedule, an alarm) also wait out a cooldown after
   any training started, and stop at a daily cap of started runs (UTC days). A person's request
   (POST /trainings) passes both, not the slot.
@@ -106,3 +107,16 @@ def admit(
         if triggers.replace_guard_state(taken, expected_revision=state.revision):
             return Admission(True)
     raise GuardContention(f"the training guard changed {MAX_ATTEMPTS} times while run {name} asked for the slot")
+
+
+def release_slot(name: str, triggers: TrainingTriggers) -> bool:
+    """Run `name` gives up the training slot if it still holds it; True if it did. The cooldown and
+    the day's count stay: they count trainings started."""
+    for _ in range(MAX_ATTEMPTS):
+        state = triggers.guard_state()
+        if state.holder != name:
+            return False
+        freed = state.model_copy(update={"revision": state.revision + 1, "holder": None, "holder_since": None})
+        if triggers.replace_guard_state(freed, expected_revision=state.revision):
+            return True
+    raise GuardContention(f"the training guard changed {MAX_ATTEMPTS} times while run {name} released the slot")

@@ -28,6 +28,7 @@ from typing import Any
 from dxops.adapters.ports import (
     Executions,
     ExperimentLog,
+    FiringAlarms,
     JsonDocuments,
     ModelRegistry,
     ModelVersions,
@@ -36,7 +37,7 @@ from dxops.adapters.ports import (
 from dxops.domain.dataset_versions import DATASETS_PREFIX, PUBLISHED_KEY, s3_uri
 from dxops.domain.errors import DomainError
 from dxops.domain.processing_jobs import ProcessingJob, processing_input
-from dxops.domain.training_guard import GuardPolicy, admit
+from dxops.domain.training_guard import GuardPolicy, admit, release_slot
 from dxops.schemas.datasets import (
     DATASET_EVENT_SOURCE,
     DATASET_READY,
@@ -139,6 +140,7 @@ class TriggerContext:
     documents: JsonDocuments
     versions: ModelVersions
     monitoring_summary_uri: str | None = None
+    alarms: FiringAlarms | None = None  # the retraining alarms: one still firing makes the schedule retrain
 
 
 def new_labelled_rows(context: TriggerContext) -> tuple[int | None, str]:
@@ -158,17 +160,46 @@ def new_labelled_rows(context: TriggerContext) -> tuple[int | None, str]:
         return None, "no champion serves"
     if record.dataset_version == published.dataset_version:
         return 0, f"the champion was trained on the published version {published.dataset_version}"
-    trained_on = resolve_dataset(
-        TrainingRequest(
-            reason="schedule", requested_by="guard", trigger_id="guard", dataset_version=record.dataset_version
-        ),
-        context.curated_bucket,
-        context.documents,
-    )
+    try:
+        trained_on = resolve_dataset(
+            TrainingRequest(
+                reason="schedule", requested_by="guard", trigger_id="guard", dataset_version=record.dataset_version
+            ),
+            context.curated_bucket,
+            context.documents,
+        )
+    except (DatasetNotFound, NotEnoughData) as missing:  # nothing to compare with: as without a champion
+        return None, f"the champion's dataset cannot be read ({missing})"
     new = max(0, published.labelled_rows - trained_on.labelled_rows)
     return new, (
         f"{published.dataset_version} has {published.labelled_rows} labelled rows, the champion's "
         f"{trained_on.dataset_version} {trained_on.labelled_rows}"
+    )
+
+
+def _for_alarms_still_firing(
+    request: TrainingRequest, context: TriggerContext, last_started: dt.datetime | None
+) -> TrainingRequest:
+    """An alarm changes state once: a trigger the guard suppressed (a run in progress, the cooldown,
+    the cap) is not sent again. The schedule takes it up: a retraining alarm in ALARM since after
+    the last training started makes its firing a retraining trigger with that alarm as evidence (an
+    alarm that a training already answered does not retrain again every day)."""
+    if request.reason != "schedule" or context.alarms is None:
+        return request
+    firing = [
+        alarm
+        for alarm in context.alarms.firing()
+        if last_started is None or dt.datetime.fromisoformat(alarm["changed_at"]) > last_started
+    ]
+    if not firing:
+        return request
+    names = ", ".join(alarm["name"] for alarm in firing)
+    return request.model_copy(
+        update={
+            "reason": "retraining-trigger",
+            "requested_by": f"{request.requested_by} (alarm {names} still in ALARM)"[:512],
+            "evidence": {"alarm": firing[0], "alarms": firing},
+        }
     )
 
 
@@ -194,9 +225,10 @@ def start_training(
     """Start the run this request names unless the guard (dxops.domain.training_guard) or, for the
     schedule, too few new labelled rows suppress it; the trigger is recorded either way."""
     now = now or dt.datetime.now(dt.UTC)
-    name = run_name(request)
     if context is not None:
-        request = _with_monitoring_evidence(request, context)
+        firing = _for_alarms_still_firing(request, context, triggers.guard_state().last_started_at)
+        request = _with_monitoring_evidence(firing, context)
+    name = run_name(request)
 
     def recorded(outcome: TriggerOutcome, because: SuppressionReason | None = None, detail: str = "") -> TriggerRecord:
         trigger = TriggerRecord(
@@ -221,6 +253,8 @@ def start_training(
                 "not-enough-new-data",
                 f"{new} new labelled rows (need {policy.min_new_labelled_rows}): {detail}",
             )
+    if runs.status(name) is not None:  # a redelivered cause of a run that exists: never the slot again
+        return recorded("already-started")
     admission = admit(name, request.reason, triggers=triggers, runs=runs, policy=policy, now=now)
     if not admission.admitted:
         return recorded("suppressed", admission.because, admission.detail)
@@ -506,8 +540,37 @@ def conclude_training_run(
     registry: ModelRegistry,
     versions: ModelVersions,
     experiments: ExperimentLog,
+    triggers: TrainingTriggers | None = None,
 ) -> TrainingOutcome:
-    """training_job: DescribeTrainingJob of the finished job (what createTrainingJob.sync returns)."""
+    """training_job: DescribeTrainingJob of the finished job (what createTrainingJob.sync returns).
+    With `triggers`, the run then gives up the training slot: the training and the comparison are
+    done, and a review that may take days must not keep retraining from starting."""
+    outcome = _conclude(
+        plan,
+        training_job,
+        now=now,
+        settings=settings,
+        documents=documents,
+        registry=registry,
+        versions=versions,
+        experiments=experiments,
+    )
+    if triggers is not None:
+        release_slot(plan.run_name, triggers)
+    return outcome
+
+
+def _conclude(
+    plan: TrainingPlan,
+    training_job: dict[str, Any],
+    *,
+    now: dt.datetime,
+    settings: TrainingRunSettings,
+    documents: JsonDocuments,
+    registry: ModelRegistry,
+    versions: ModelVersions,
+    experiments: ExperimentLog,
+) -> TrainingOutcome:
     comparison = documents.read(f"{plan.comparison_uri}comparison.json")
     if comparison is None:
         raise DomainError("the comparison job wrote no comparison.json")

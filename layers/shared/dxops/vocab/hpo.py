@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -47,6 +48,16 @@ def hpo_parents() -> dict[str, list[str]]:
     return {
         f"HP:{int(term):07d}": [f"HP:{p:07d}" for p in ups] for term, ups in _raw_index().get("parents", {}).items()
     }
+
+
+ROOT = "HP:0000001"
+
+
+def uninformative_terms(parents: Mapping[str, Sequence[str]]) -> frozenset[str]:
+    """The root and the sub-ontology roots (terms whose only parent is the root, such as
+    HP:0000118 "Phenotypic abnormality"): every expanded record has them, so they are never
+    columns (the ETL's rule) and never features."""
+    return frozenset({ROOT, *(term for term, ups in parents.items() if list(ups) == [ROOT])})
 
 
 def canonical_hpo_id(term_id: str) -> str:
