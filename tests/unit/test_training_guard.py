@@ -441,3 +441,32 @@ def test_an_alarm_a_training_already_answered_does_not_retrain_every_day() -> No
     next_day = guarded.trigger(scheduled(), NOW + dt.timedelta(days=1))
 
     assert (next_day.reason, next_day.suppressed_because) == ("schedule", "not-enough-new-data")
+
+
+def test_only_alarms_in_alarm_are_firing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto import mock_aws
+
+    from dxops.adapters.cloudwatch_alarms import CloudWatchFiringAlarms
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        client = boto3.client("cloudwatch", region_name="eu-west-1")
+        for name in (DRIFT_ALARM, "dxops-dev-quality-drop", "dxops-dev-api-errors-slo"):
+            client.put_metric_alarm(
+                AlarmName=name,
+                Namespace="dxops/dev",
+                MetricName="M",
+                Statistic="Maximum",
+                Period=60,
+                EvaluationPeriods=1,
+                Threshold=1,
+                ComparisonOperator="GreaterThanOrEqualToThreshold",
+            )
+        client.set_alarm_state(AlarmName=DRIFT_ALARM, StateValue="ALARM", StateReason="drifted")
+        client.set_alarm_state(AlarmName="dxops-dev-api-errors-slo", StateValue="ALARM", StateReason="errors")
+
+        firing = CloudWatchFiringAlarms([DRIFT_ALARM, "dxops-dev-quality-drop"], client).firing()
+
+    assert [(a["name"], a["state"], a["reason"]) for a in firing] == [(DRIFT_ALARM, "ALARM", "drifted")]
+    assert dt.datetime.fromisoformat(str(firing[0]["changed_at"])).tzinfo is not None

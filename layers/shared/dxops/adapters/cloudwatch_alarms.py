@@ -18,6 +18,7 @@ class CloudWatchFiringAlarms:
         if not self.alarm_names:
             return []
         alarms = self._client.describe_alarms(AlarmNames=self.alarm_names, StateValue="ALARM")["MetricAlarms"]
+        alarms = [a for a in alarms if a["StateValue"] == "ALARM"]  # moto 5.2.5 ignores StateValue with AlarmNames
         return [
             {
                 "name": alarm["AlarmName"],
