@@ -561,25 +561,15 @@ class StaticSampleRecords:
         return [_json_copy(line) for line in self.lines[:count]]
 
 
-class ScriptedEndpoint:
+class ScriptedEndpoint(FakeDiagnosisEndpoint):
     """PredictionEndpoint answering the given bytes, or raising the given error (EndpointUnavailable,
     ModelRefused); keeps every body it received."""
 
     def __init__(self, answer: bytes | Exception) -> None:
-        self.answer = answer
-        self.bodies: list[bytes] = []
-        self.content_types: list[str] = []
-
-    @property
-    def sent(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for body in self.bodies]
-
-    def invoke(self, body: bytes, content_type: str) -> bytes:
-        self.bodies.append(body)
-        self.content_types.append(content_type)
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
+        if isinstance(answer, Exception):
+            super().__init__(fail_with=answer)
+        else:
+            super().__init__(answer=answer)
 
 
 class InMemoryTrainingTriggers:

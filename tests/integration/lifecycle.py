@@ -10,6 +10,8 @@ import hashlib
 import io
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -18,7 +20,8 @@ import pandas as pd
 from dxops.schemas.datasets import DatasetManifest, DatasetReadyDetail, PreviousVersion
 from localcloud import events
 from localcloud.cloud import LocalCloud
-from tests.integration.api_events import load_event
+from tests.integration.api_events import load_event, post_records
+from tests.records import clinical_record
 
 # Fast settings of ml/train.py for the tests (the defaults train for minutes on real data).
 FAST_TRAINING = {"candidates": "logreg+class_weights", "folds": "2", "threads": "1"}
@@ -36,6 +39,16 @@ LIFECYCLE_PARAMETERS = {
     "RetrainingDailyCap": "100",
 }
 REVIEWER = "arn:aws:sts::123456789012:assumed-role/ml-reviewer/dr-lee"
+
+
+@contextmanager
+def deployable_cloud(parameters: dict[str, str]) -> Iterator[LocalCloud]:
+    """The local cloud with the template deployed, and records in the raw zone: a deployment's smoke
+    test sends a few of them to the endpoint."""
+    with LocalCloud.start(parameters=parameters) as cloud:
+        response = cloud.invoke("IngestApiFunction", post_records([clinical_record(i) for i in range(3)]))
+        assert response["statusCode"] == 202
+        yield cloud
 
 
 def version_id(index: int) -> str:

@@ -19,13 +19,14 @@ import numpy as np
 import pytest
 
 from localcloud.cloud import LocalCloud
-from tests.integration.api_events import load_event, post_records
+from tests.integration.api_events import load_event
 from tests.integration.lifecycle import (
     LIFECYCLE_PARAMETERS,
     REVIEWER,
     announce,
     api_event,
     call,
+    deployable_cloud,
     executions,
     publish_dataset,
     states_entered,
@@ -33,7 +34,7 @@ from tests.integration.lifecycle import (
     wait_execution,
     wait_for,
 )
-from tests.records import PATIENT_IDS, clinical_record
+from tests.records import PATIENT_IDS
 from tests.unit.ml.tables import clinical_table
 
 pytestmark = pytest.mark.integration
@@ -84,10 +85,7 @@ def last_deployment(cloud: LocalCloud, before: list[str]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[LocalCloud]:
-    with LocalCloud.start(parameters=LIFECYCLE_PARAMETERS) as local_cloud:
-        # Records in the raw zone: the deployment's smoke test sends a few of them to the endpoint.
-        response = local_cloud.invoke("IngestApiFunction", post_records([clinical_record(i) for i in range(3)]))
-        assert response["statusCode"] == 202
+    with deployable_cloud(LIFECYCLE_PARAMETERS) as local_cloud:
         yield local_cloud
 
 

@@ -20,19 +20,19 @@ import pytest
 
 from localcloud import cloudwatch, events
 from localcloud.cloud import LocalCloud
-from tests.integration.api_events import load_event, post_records
+from tests.integration.api_events import load_event
 from tests.integration.lifecycle import (
     LIFECYCLE_PARAMETERS,
     announce,
     api_event,
     call,
+    deployable_cloud,
     executions,
     publish_dataset,
     version_id,
     wait_execution,
     wait_for,
 )
-from tests.records import clinical_record
 from tests.unit.ml.drift_cohorts import curated_table, patients
 
 pytestmark = pytest.mark.integration
@@ -49,10 +49,7 @@ SEED, TRAFFIC_SEED = 3, 9
 
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[LocalCloud]:
-    with LocalCloud.start(parameters=PARAMETERS) as local_cloud:
-        # Records in the raw zone: the deployment's smoke test sends a few of them to the endpoint.
-        response = local_cloud.invoke("IngestApiFunction", post_records([clinical_record(i) for i in range(3)]))
-        assert response["statusCode"] == 202
+    with deployable_cloud(PARAMETERS) as local_cloud:
         yield local_cloud
 
 
@@ -114,10 +111,11 @@ def report(summary: dict[str, Any]) -> Any:
     )
 
 
-def alarm_state(cloud: LocalCloud, name: str) -> str:
+def alarm_state(cloud: LocalCloud, logical_id: str) -> str:
+    """The template's alarm after an evaluation (and the deliveries of its state change)."""
     cloudwatch.evaluate_alarms()
     events.flush()
-    alarm = boto3.client("cloudwatch").describe_alarms(AlarmNames=[f"dxops-dev-{name}"])["MetricAlarms"][0]
+    alarm = boto3.client("cloudwatch").describe_alarms(AlarmNames=[cloud.physical_id(logical_id)])["MetricAlarms"][0]
     return str(alarm["StateValue"])
 
 
@@ -141,7 +139,7 @@ def test_traffic_like_the_training_data_raises_no_drift(cloud: LocalCloud, champ
     summary = monitor(cloud)
     assert summary["drift_status"] == "ok" and summary["drift_samples"] >= 100, report(summary)
     assert summary["drifted_features"] == [] and summary["features_tested"] > 10
-    assert alarm_state(cloud, "drift") != "ALARM" and retraining_runs(cloud) == []
+    assert alarm_state(cloud, "DriftAlarm") != "ALARM" and retraining_runs(cloud) == []
 
 
 def test_drift_is_detected_alarmed_and_retrains_once_with_its_evidence(
@@ -152,15 +150,16 @@ def test_drift_is_detected_alarmed_and_retrains_once_with_its_evidence(
     assert summary["drift_status"] == "drift", summary
     assert "age_years" in [f["name"] for f in summary["drifted_features"]]
 
-    assert wait_for(lambda: alarm_state(cloud, "drift") == "ALARM", 30, "the drift alarm")
+    assert wait_for(lambda: alarm_state(cloud, "DriftAlarm") == "ALARM", 30, "the drift alarm")
     (run,) = wait_for(lambda: retraining_runs(cloud), 60, "a retraining run")
-    assert run.startswith("retrain-dxops-dev-drift-")
+    drift_alarm = cloud.physical_id("DriftAlarm")
+    assert run.startswith(f"retrain-{drift_alarm}-")
 
     # A burst of ten alarm episodes while it trains starts nothing more; each one is recorded.
     client = boto3.client("cloudwatch")
     for _ in range(10):
-        client.set_alarm_state(AlarmName="dxops-dev-drift", StateValue="OK", StateReason="test: recovered")
-        client.set_alarm_state(AlarmName="dxops-dev-drift", StateValue="ALARM", StateReason="test: drift again")
+        client.set_alarm_state(AlarmName=drift_alarm, StateValue="OK", StateReason="test: recovered")
+        client.set_alarm_state(AlarmName=drift_alarm, StateValue="ALARM", StateReason="test: drift again")
     events.flush()
     assert retraining_runs(cloud) == [run]
     code, triggers = call(cloud, "ModelsApiFunction", api_event("GET", "/trainings/triggers"))
@@ -174,7 +173,7 @@ def test_drift_is_detected_alarmed_and_retrains_once_with_its_evidence(
     bucket, key = version["evidence_uri"].removeprefix("s3://").split("/", 1)
     evidence = json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
     request = evidence["request"]
-    assert (request["reason"], request["requested_by"]) == ("retraining-trigger", "alarm:dxops-dev-drift")
+    assert (request["reason"], request["requested_by"]) == ("retraining-trigger", f"alarm:{drift_alarm}")
     assert request["evidence"]["monitoring"]["drift_status"] == "drift"
     assert request["evidence"]["alarm"]["state"] == "ALARM"
 
@@ -203,9 +202,9 @@ def test_late_diagnoses_that_contradict_the_predictions_are_a_quality_drop(
 
     assert summary["quality_status"] == "drop" and summary["labelled"] >= 100, summary
     assert summary["quality"]["macro_f1"] < summary["reference_quality"]["macro_f1"]
-    assert wait_for(lambda: alarm_state(cloud, "quality-drop") == "ALARM", 30, "the quality alarm")
+    assert wait_for(lambda: alarm_state(cloud, "QualityDropAlarm") == "ALARM", 30, "the quality alarm")
     # The drift's run waits for its reviewer, which does not hold the training slot: a run starts.
     code, triggers = call(cloud, "ModelsApiFunction", api_event("GET", "/trainings/triggers"))
-    quality = [t for t in triggers if t["requested_by"] == "alarm:dxops-dev-quality-drop"]
+    quality = [t for t in triggers if t["requested_by"] == f"alarm:{cloud.physical_id('QualityDropAlarm')}"]
     assert code == 200 and [t["outcome"] for t in quality] == ["started"], quality
     assert len(retraining_runs(cloud)) == 2

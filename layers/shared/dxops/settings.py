@@ -173,6 +173,9 @@ class TrainingRunSettings(FunctionSettings):
     # A run gives up the retraining guard's training slot once its comparison is concluded.
     training_triggers_table: str = Field(alias="TRAINING_TRIGGERS_TABLE", min_length=3)
 
+    approval_policy: Literal["manual", "auto-if-clearly-better"] = Field(default="manual", alias="APPROVAL_POLICY")
+    review_timeout_seconds: int = Field(default=604_800, alias="REVIEW_TIMEOUT_SECONDS", ge=60, le=31_536_000)
+
     @property
     def processing_host(self) -> ProcessingHost:
         return ProcessingHost(
@@ -182,9 +185,6 @@ class TrainingRunSettings(FunctionSettings):
             kms_key=self.data_key_arn,
             max_runtime_seconds=self.training_max_runtime_seconds,
         )
-
-    approval_policy: Literal["manual", "auto-if-clearly-better"] = Field(default="manual", alias="APPROVAL_POLICY")
-    review_timeout_seconds: int = Field(default=604_800, alias="REVIEW_TIMEOUT_SECONDS", ge=60, le=31_536_000)
 
 
 class ApprovalSettings(FunctionSettings):

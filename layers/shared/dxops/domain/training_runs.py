@@ -178,7 +178,7 @@ def new_labelled_rows(context: TriggerContext) -> tuple[int | None, str]:
 
 
 def _for_alarms_still_firing(
-    request: TrainingRequest, context: TriggerContext, last_started: dt.datetime | None
+    request: TrainingRequest, context: TriggerContext, triggers: TrainingTriggers
 ) -> TrainingRequest:
     """An alarm changes state once: a trigger the guard suppressed (a run in progress, the cooldown,
     the cap) is not sent again. The schedule takes it up: a retraining alarm in ALARM since after
@@ -186,6 +186,7 @@ def _for_alarms_still_firing(
     alarm that a training already answered does not retrain again every day)."""
     if request.reason != "schedule" or context.alarms is None:
         return request
+    last_started = triggers.guard_state().last_started_at
     firing = [
         alarm
         for alarm in context.alarms.firing()
@@ -226,7 +227,7 @@ def start_training(
     schedule, too few new labelled rows suppress it; the trigger is recorded either way."""
     now = now or dt.datetime.now(dt.UTC)
     if context is not None:
-        firing = _for_alarms_still_firing(request, context, triggers.guard_state().last_started_at)
+        firing = _for_alarms_still_firing(request, context, triggers)
         request = _with_monitoring_evidence(firing, context)
     name = run_name(request)
 
@@ -543,37 +544,13 @@ def conclude_training_run(
     triggers: TrainingTriggers | None = None,
 ) -> TrainingOutcome:
     """training_job: DescribeTrainingJob of the finished job (what createTrainingJob.sync returns).
-    With `triggers`, the run then gives up the training slot: the training and the comparison are
-    done, and a review that may take days must not keep retraining from starting."""
-    outcome = _conclude(
-        plan,
-        training_job,
-        now=now,
-        settings=settings,
-        documents=documents,
-        registry=registry,
-        versions=versions,
-        experiments=experiments,
-    )
-    if triggers is not None:
-        release_slot(plan.run_name, triggers)
-    return outcome
-
-
-def _conclude(
-    plan: TrainingPlan,
-    training_job: dict[str, Any],
-    *,
-    now: dt.datetime,
-    settings: TrainingRunSettings,
-    documents: JsonDocuments,
-    registry: ModelRegistry,
-    versions: ModelVersions,
-    experiments: ExperimentLog,
-) -> TrainingOutcome:
+    With `triggers`, the run gives up the training slot: its training and comparison are done, and
+    a review that may take days must not keep retraining from starting."""
     comparison = documents.read(f"{plan.comparison_uri}comparison.json")
     if comparison is None:
         raise DomainError("the comparison job wrote no comparison.json")
+    if triggers is not None:
+        release_slot(plan.run_name, triggers)
     job_name = plan.training_job["TrainingJobName"]
     model_data_url = training_job.get("ModelArtifacts", {}).get("S3ModelArtifacts") or candidate_artifact(
         plan.training_job
