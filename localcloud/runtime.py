@@ -136,6 +136,12 @@ def _owned(name: str, module: ModuleType, roots: tuple[str, ...]) -> bool:
     return bool(file) and file.startswith(roots)
 
 
+def _owned_modules(roots: tuple[str, ...]) -> dict[str, ModuleType]:
+    # Snapshot first (one C-level copy, atomic under the GIL): background threads (job workers,
+    # pollers) may import while this filter runs, and iterating sys.modules live would then fail.
+    return {n: m for n, m in list(sys.modules.items()) if _owned(n, m, roots)}
+
+
 class LocalFunction:
     def __init__(
         self,
@@ -187,7 +193,7 @@ class LocalFunction:
         registry = logging.Logger.manager.loggerDict
         loggers_before = set(registry)
         registry.update(self._loggers)
-        outside = {n: m for n, m in sys.modules.items() if _owned(n, m, self._roots)}
+        outside = _owned_modules(self._roots)
         for name in outside:
             del sys.modules[name]
         sys.modules.update(self._modules)
@@ -204,7 +210,7 @@ class LocalFunction:
             self._loggers.update({n: registry[n] for n in set(registry) - loggers_before})
             for name in self._loggers:
                 registry.pop(name, None)
-            self._modules = {n: m for n, m in sys.modules.items() if _owned(n, m, self._roots)}
+            self._modules = _owned_modules(self._roots)
             for name in self._modules:
                 del sys.modules[name]
             sys.modules.update(outside)
