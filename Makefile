@@ -23,7 +23,7 @@ RUNTIME_PROVIDED := boto3|botocore|s3transfer|jmespath|python-dateutil|six|urlli
 # Packages the SageMaker XGBoost 3.0-5 image already has (requirements/sagemaker-image.txt): not in ml/requirements.txt.
 SAGEMAKER_PROVIDED := $(shell sed -n 's/^\([A-Za-z0-9_.-]*\)==.*/\1/p' requirements/sagemaker-image.txt | paste -sd'|')
 
-.PHONY: help venv lock format lint test unit integration infra ml-compat demo cohort localcloud bench schemas openapi build clean
+.PHONY: help venv lock format lint test unit integration infra ml-compat demo cohort localcloud bench fuzz chaos schemas openapi build clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -69,7 +69,7 @@ format: $(PY) ## format the code
 lint: $(PY) $(CHECKOV_VENV)/bin/checkov $(SAGEMAKER_VENV)/bin/pytest ## ruff, mypy, sam validate --lint, cfn-lint, statelint, checkov
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy layers/shared/dxops localcloud devices cohorts ml demo bench tools
+	$(VENV)/bin/mypy layers/shared/dxops localcloud devices cohorts ml demo bench tools reliability
 	@# The training code runs on the SageMaker XGBoost image's Python 3.10: its stdlib and syntax, and the
 	@# image's packages (.venv-sagemaker: numpy 2.1's stubs; numpy 2.5's need Python 3.12 to type-check).
 	$(VENV)/bin/mypy --python-version 3.10 --python-executable $(SAGEMAKER_VENV)/bin/python --exclude 'ml/(report|evaluate)\.py' ml layers/shared/dxops/vocab
@@ -112,6 +112,12 @@ localcloud: $(PY) ## run the whole template locally (moto server, REST API, MQTT
 
 bench: $(PY) ## benchmarks; writes artifacts/bench/*.json
 	$(PY) -m bench
+
+fuzz: $(PY) ## schemathesis against the local API (50 cases per operation and mode); writes artifacts/reliability/fuzz.json
+	$(PY) -m reliability fuzz
+
+chaos: $(PY) ## fault injection on the local cloud, reconciled; writes artifacts/reliability/chaos.json
+	$(PY) -m reliability chaos
 
 schemas: $(PY) openapi ## export the JSON Schemas of the API and storage formats to artifacts/schemas/ (after make openapi)
 	$(PY) -m dxops.schemas --out artifacts/schemas

@@ -294,6 +294,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _ApiServer(ThreadingHTTPServer):
     daemon_threads = True
+    # API Gateway accepts every connection. socketserver's listen backlog (5) overflows when tens
+    # of clients connect at once: the kernel drops or resets the connections (bench/load.py).
+    request_queue_size = 128
 
     def __init__(self, port: int, apis: list[RestApi]) -> None:
         super().__init__(("127.0.0.1", port), _Handler)

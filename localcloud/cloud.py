@@ -44,7 +44,7 @@ LOCAL_CREDENTIALS = {
 MOTO_CONFIG: dict[str, Any] = {"stepfunctions": {"execute_state_machine": True}}
 # Each service module's install() patches moto where it only records (idempotent, process-wide)
 # and registers provisioners for the resource types it emulates.
-SERVICES = ("lambda_service", "stepfunctions", "sagemaker", "events", "cloudwatch", "glue", "api_gateway")
+SERVICES = ("faults", "lambda_service", "stepfunctions", "sagemaker", "events", "cloudwatch", "glue", "api_gateway")
 
 
 def _service_modules() -> list[Any]:
@@ -143,7 +143,8 @@ class LocalCloud:
     def ndjson_lines(self, bucket: str, prefix: str) -> list[dict[str, Any]]:
         """Every NDJSON line stored under a prefix of a bucket, in key order (to see what landed)."""
         s3 = boto3.client("s3")
-        listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        listing = [obj for page in pages for obj in page.get("Contents", [])]  # past 1,000 objects
         return [
             json.loads(line)
             for obj in sorted(listing, key=lambda o: o["Key"])

@@ -266,6 +266,48 @@ def iam_role(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
     return Physical(name, {"Arn": role["Arn"], "RoleId": role["RoleId"]})
 
 
+def iam_policy(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
+    """An inline policy put on each role it names (CloudFormation's AWS::IAM::Policy)."""
+    document = json.dumps({"Version": "2012-10-17", **props["PolicyDocument"]})
+    for role in props.get("Roles", []):
+        ctx.client("iam").put_role_policy(RoleName=role, PolicyName=props["PolicyName"], PolicyDocument=document)
+    return Physical(ctx.name(logical_id))
+
+
+def cloudtrail_trail(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
+    """A trail with its event selectors, logging if IsLogging says so (moto records it; nothing is delivered)."""
+    cloudtrail = ctx.client("cloudtrail")
+    name = props.get("TrailName") or ctx.name(logical_id, max_length=128)
+    args: dict[str, Any] = {"Name": name, "S3BucketName": props["S3BucketName"]}
+    for key in ("S3KeyPrefix", "SnsTopicName", "CloudWatchLogsLogGroupArn", "CloudWatchLogsRoleArn"):
+        if key in props:
+            args[key] = props[key]
+    for key in ("IncludeGlobalServiceEvents", "IsMultiRegionTrail", "EnableLogFileValidation", "IsOrganizationTrail"):
+        if key in props:
+            args[key] = str(props[key]).lower() == "true"  # parameters and conditions resolve to strings
+    if "KMSKeyId" in props:
+        args["KmsKeyId"] = props["KMSKeyId"]
+    if _tags(props):
+        args["TagsList"] = _tags(props)
+    trail = cloudtrail.create_trail(**args)
+    if props.get("EventSelectors"):
+        selectors = [
+            {
+                **selector,
+                **(
+                    {"IncludeManagementEvents": str(selector["IncludeManagementEvents"]).lower() == "true"}
+                    if "IncludeManagementEvents" in selector
+                    else {}
+                ),
+            }
+            for selector in props["EventSelectors"]
+        ]
+        cloudtrail.put_event_selectors(TrailName=name, EventSelectors=selectors)
+    if str(props.get("IsLogging", "false")).lower() == "true":
+        cloudtrail.start_logging(Name=name)
+    return Physical(name, {"Arn": trail["TrailARN"], "SnsTopicArn": trail.get("SnsTopicARN", "")})
+
+
 def iot_policy(ctx: Context, logical_id: str, props: dict[str, Any]) -> Physical:
     name = props.get("PolicyName") or ctx.name(logical_id, max_length=128).replace("-", "_")
     policy = ctx.client("iot").create_policy(policyName=name, policyDocument=json.dumps(props["PolicyDocument"]))
@@ -362,6 +404,8 @@ PROVISIONERS: dict[str, Provisioner] = {
     "AWS::SQS::QueuePolicy": sqs_queue_policy,
     "AWS::Logs::LogGroup": log_group,
     "AWS::IAM::Role": iam_role,
+    "AWS::IAM::Policy": iam_policy,
+    "AWS::CloudTrail::Trail": cloudtrail_trail,
     "AWS::IoT::Policy": iot_policy,
     "AWS::IoT::TopicRule": iot_topic_rule,
     "AWS::Lambda::Function": lambda_function,
@@ -414,6 +458,7 @@ def deploy(
             "AWS::StackId": f"arn:aws:cloudformation:{region}:{ACCOUNT_ID}:stack/{stack}/local",
         },
         conditions=cfn.get("Conditions", {}),
+        list_parameters=template.list_parameters(),
     )
     ctx = Context(stack=stack, region=region, template=template)
     properties: dict[str, dict[str, Any]] = {}

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TextIO
 
+from localcloud.faults import FunctionCrash
 from localcloud.template import FunctionSource
 
 _LOCK = threading.RLock()  # os.environ and sys.modules are process-global: one invocation at a time
@@ -244,6 +245,9 @@ class LocalFunction:
                 if self._handler is None:
                     self._handler = self._load_handler()  # cold start
                 return self._handler(event, context)
+            except FunctionCrash as crash:
+                self._handler = None  # the environment is gone: the next invocation loads the handler again
+                raise FunctionError(self.logical_id, crash) from crash
             except Exception as exc:
                 raise FunctionError(self.logical_id, exc) from exc
 

@@ -49,6 +49,14 @@ class Template:
     def parameter_defaults(self) -> dict[str, str]:
         return {name: str(p.get("Default", "")) for name, p in self.cfn.get("Parameters", {}).items()}
 
+    def list_parameters(self) -> frozenset[str]:
+        """Parameters whose Ref is a list (CommaDelimitedList, List<AWS::EC2::Subnet::Id>, ...)."""
+        return frozenset(
+            name
+            for name, p in self.cfn.get("Parameters", {}).items()
+            if p.get("Type") == "CommaDelimitedList" or str(p.get("Type", "")).startswith("List<")
+        )
+
 
 def load_template(path: Path = TEMPLATE_PATH, region: str = "eu-west-1") -> Template:
     sam = yaml_parse(path.read_text())
@@ -94,10 +102,21 @@ class Physical:
 
 
 class Resolver:
-    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Select, Fn::If, Fn::Equals/Not/And/Or."""
+    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::Select, Fn::If, Fn::Equals/Not/And/Or.
 
-    def __init__(self, parameters: Mapping[str, str], pseudo: Mapping[str, str], conditions: Mapping[str, Any]) -> None:
+    A parameter of a list type (CommaDelimitedList, List<...>) is a list to Ref, as in CloudFormation:
+    "a,b" is ["a", "b"] and "" is [""] (so !Join ["", !Ref List] is "" when the list is empty).
+    """
+
+    def __init__(
+        self,
+        parameters: Mapping[str, str],
+        pseudo: Mapping[str, str],
+        conditions: Mapping[str, Any],
+        list_parameters: frozenset[str] = frozenset(),
+    ) -> None:
         self.parameters = dict(parameters)
+        self.list_parameters = list_parameters
         self.pseudo = dict(pseudo)
         self.physical: dict[str, Physical] = {}
         self._condition_defs = dict(conditions)
@@ -145,6 +164,8 @@ class Resolver:
         if len(value) == 1:
             ((key, arg),) = value.items()
             if key == "Ref":
+                if arg in self.list_parameters:
+                    return self.parameters[arg].split(",")
                 return NO_VALUE if arg == "AWS::NoValue" else self.ref(arg)
             if key == "Fn::GetAtt":
                 resource, attribute = arg if isinstance(arg, list) else arg.split(".", 1)

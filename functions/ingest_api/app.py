@@ -8,13 +8,12 @@ DynamoDB), map domain errors to HTTP responses. The domain lives in the shared l
 from __future__ import annotations
 
 import datetime as dt
-import re
 from http import HTTPStatus
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
@@ -28,15 +27,23 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import TypeAdapter, ValidationError
 
+from dxops.adapters.clients import API_REQUEST, api_client
 from dxops.adapters.dynamodb import DynamoDbDeviceBindings
 from dxops.adapters.s3 import S3ErasureAuditLog, S3ObjectStore
 from dxops.adapters.secrets import SecretsManagerKeyProvider
 from dxops.adapters.stepfunctions import StepFunctionsErasureRuns
 from dxops.api.openapi import attach_request_body, published_document
 from dxops.api.responses import error_body
-from dxops.api.rest import body_bytes, caller, install_error_handlers, json_response, openapi_frame, request_id
+from dxops.api.rest import (
+    body_bytes,
+    caller,
+    install_error_handlers,
+    json_response,
+    openapi_frame,
+    refuse_unknown_query_parameters,
+    request_id,
+)
 from dxops.domain.clinical_ingestion import (
     IngestLimits,
     IngestRequest,
@@ -49,14 +56,14 @@ from dxops.domain.device_binding import bind_device, unbind_device
 from dxops.domain.erasure import erasure_status, request_erasure
 from dxops.observability import logger, metrics, tracer
 from dxops.schemas.clinical import ClinicalRecord
-from dxops.schemas.device import DeviceBinding, DeviceBindingRequest, DeviceId
-from dxops.schemas.erasure import ErasureRequestBody, ErasureStatus
+from dxops.schemas.device import DEVICE_ID_MAX_LENGTH, DEVICE_ID_PATTERN, DeviceBinding, DeviceBindingRequest
+from dxops.schemas.erasure import REQUEST_ID_PATTERN, ErasureRequestBody, ErasureStatus
 from dxops.settings import IngestApiSettings, load_settings
 
 settings = load_settings(IngestApiSettings)
-store = S3ObjectStore(settings.raw_bucket)
+store = S3ObjectStore(settings.raw_bucket, api_client("s3"))
 keys = SecretsManagerKeyProvider(settings.pseudonym_secret_id, settings.pseudonym_key_max_age_seconds)
-device_bindings = DynamoDbDeviceBindings(settings.device_bindings_table)
+device_bindings = DynamoDbDeviceBindings(settings.device_bindings_table, api_client("dynamodb"))
 erasures = StepFunctionsErasureRuns(settings.erasure_state_machine_arn)
 erasure_audit = S3ErasureAuditLog(settings.audit_bucket)
 limits = IngestLimits(max_items=settings.max_batch_items, max_body_bytes=settings.max_body_bytes)
@@ -65,12 +72,22 @@ idempotency_config = IdempotencyConfig(
     payload_validation_jmespath="payload_sha256",
     expires_after_seconds=settings.idempotency_expiry_seconds,
 )
-persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
+persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto_config=API_REQUEST)
 RETRY_AFTER_SECONDS = 5
 app = APIGatewayRestResolver(enable_validation=True)
 install_error_handlers(app, metrics, retry_after_seconds=RETRY_AFTER_SECONDS)
-_device_id_adapter: TypeAdapter[str] = TypeAdapter(DeviceId)
-ERASURE_REQUEST_ID = re.compile(r"er-[0-9a-f]{32}")
+app.use(middlewares=[refuse_unknown_query_parameters])
+# Path parameters, validated (422) and documented by Powertools.
+DeviceIdPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=DEVICE_ID_MAX_LENGTH,
+        pattern=DEVICE_ID_PATTERN,
+        description="the device's IoT thing name: A-Z a-z 0-9 : _ -",
+    ),
+]
+ErasureRequestIdPath = Annotated[str, Path(pattern=REQUEST_ID_PATTERN, description="er- and 32 hexadecimal digits")]
 
 
 @idempotent_function(
@@ -137,9 +154,9 @@ def _record(result: IngestResult) -> None:
     "the pseudonym. Devices never send patient identity themselves.",
     tags=["devices"],
 )
-def put_device_binding(device_id: str, binding: Annotated[DeviceBindingRequest, Body()]) -> DeviceBinding:
+def put_device_binding(device_id: DeviceIdPath, binding: Annotated[DeviceBindingRequest, Body()]) -> DeviceBinding:
     caller(app)
-    result = bind_device(_device_id(device_id), binding, store=device_bindings, keys=keys)
+    result = bind_device(device_id, binding, store=device_bindings, keys=keys)
     metrics.add_metric(name="DevicesBound", unit=MetricUnit.Count, value=1)
     logger.info("device bound", extra={"device_id": result.device_id, "source": result.source})
     return result
@@ -151,9 +168,9 @@ def put_device_binding(device_id: str, binding: Annotated[DeviceBindingRequest, 
     tags=["devices"],
     responses={204: {"description": "Unbound"}, 404: {"description": "The device was not bound"}},
 )
-def delete_device_binding(device_id: str) -> Response[Any]:
+def delete_device_binding(device_id: DeviceIdPath) -> Response[Any]:
     caller(app)
-    if not unbind_device(_device_id(device_id), store=device_bindings):
+    if not unbind_device(device_id, store=device_bindings):
         raise NotFoundError("this device is not bound")
     metrics.add_metric(name="DevicesUnbound", unit=MetricUnit.Count, value=1)
     logger.info("device unbound", extra={"device_id": device_id})
@@ -183,22 +200,13 @@ def post_erasure_request(request: Annotated[ErasureRequestBody, Body()]) -> Resp
     tags=["privacy"],
     responses={404: {"description": "No such request"}},
 )
-def get_erasure_request(request_id: str) -> ErasureStatus:
+def get_erasure_request(request_id: ErasureRequestIdPath) -> ErasureStatus:
     caller(app)
-    if not ERASURE_REQUEST_ID.fullmatch(request_id):
-        raise BadRequestError("request_id must be er- followed by 32 hexadecimal digits")
     status = erasure_status(request_id, erasure_audit, erasures)
     metrics.add_metric(name="ErasureStatusReads", unit=MetricUnit.Count, value=1)
     if status is None:
         raise NotFoundError("no such erasure request")
     return status
-
-
-def _device_id(value: str) -> str:
-    try:
-        return _device_id_adapter.validate_python(value)
-    except ValidationError:
-        raise BadRequestError("device_id must be an IoT thing name: 1 to 128 of A-Z a-z 0-9 : _ -") from None
 
 
 @app.get("/openapi.json", summary="The OpenAPI document of the whole API", tags=["meta"])
@@ -212,6 +220,7 @@ def openapi_document() -> dict[str, Any]:
         app,
         title="dxops ingestion API",
         description="Ingest clinical records, bind devices to patients, erase patients (GDPR).",
+        retry_after=("409", "503"),  # 409: the same request is in progress
     )
     attach_request_body(document, "/records", "post", ClinicalRecord | list[ClinicalRecord])
     return document

@@ -25,7 +25,14 @@ from dxops.adapters.sagemaker import SageMakerModelRegistry
 from dxops.adapters.stepfunctions import StepFunctionsExecutions, StepFunctionsTaskTokens
 from dxops.adapters.training_triggers import DynamoDbTrainingTriggers
 from dxops.api.responses import error_body
-from dxops.api.rest import caller, install_error_handlers, json_response, openapi_frame, request_id
+from dxops.api.rest import (
+    caller,
+    install_error_handlers,
+    json_response,
+    openapi_frame,
+    refuse_unknown_query_parameters,
+    request_id,
+)
 from dxops.domain.approvals import NotPending, VersionNotFound, decide_approval
 from dxops.domain.deployments import NothingToRollBackTo, roll_back
 from dxops.domain.training_runs import start_training
@@ -52,6 +59,7 @@ triggers = DynamoDbTrainingTriggers(settings.training_triggers_table, settings.t
 deployments = StepFunctionsExecutions(settings.deployment_state_machine_arn)
 app = APIGatewayRestResolver(enable_validation=True)
 install_error_handlers(app, metrics, retry_after_seconds=5)
+app.use(middlewares=[refuse_unknown_query_parameters])
 VersionNumber = Annotated[int, Path(ge=1, description="the model package version")]
 
 

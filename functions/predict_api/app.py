@@ -20,8 +20,16 @@ from dxops.adapters.monitoring_store import S3MonitoringStore
 from dxops.adapters.sagemaker_runtime import SageMakerEndpoint
 from dxops.adapters.secrets import SecretsManagerKeyProvider
 from dxops.api.openapi import attach_request_body
-from dxops.api.responses import ErrorBody, error_body
-from dxops.api.rest import body_bytes, caller, install_error_handlers, json_response, openapi_frame, request_id
+from dxops.api.responses import error_body
+from dxops.api.rest import (
+    body_bytes,
+    caller,
+    install_error_handlers,
+    json_response,
+    openapi_frame,
+    refuse_unknown_query_parameters,
+    request_id,
+)
 from dxops.domain.prediction import (
     EndpointUnavailable,
     InvalidRequest,
@@ -58,6 +66,7 @@ def _request_id() -> str:
 
 
 install_error_handlers(app, metrics, retry_after_seconds=settings.retry_after_seconds, current_request_id=_request_id)
+app.use(middlewares=[refuse_unknown_query_parameters])
 
 
 def _errors(*statuses: int) -> dict[int, Any]:
@@ -69,8 +78,8 @@ def _errors(*statuses: int) -> dict[int, Any]:
         503: "The model or a dependency is unavailable (no model deployed yet, throttled, timed out); "
         "retry after Retry-After seconds",
     }
-    error = {"application/json": {"model": ErrorBody}}
-    return {status: {"description": described[status], "content": error} for status in statuses}
+    # Their body is an ErrorBody (document_standard_responses).
+    return {status: {"description": described[status]} for status in statuses}
 
 
 @app.post(

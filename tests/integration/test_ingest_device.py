@@ -40,7 +40,7 @@ def test_binding_returns_and_stores_only_the_pseudonym(cloud: LocalCloud) -> Non
         ("monitor-7", {"source": "site-a"}, 422),  # no patient
         ("monitor-7", {**binding_request(), "name": "Jane Roe"}, 422),
         ("monitor-7", "{not json", 422),
-        ("bad device id!", binding_request(), 400),
+        ("bad device id!", binding_request(), 422),
     ],
 )
 def test_bad_bindings_are_refused(cloud: LocalCloud, device: str, body: object, status: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -40,6 +41,25 @@ def test_unsigned_or_unknown_routes_are_refused_like_api_gateway(api: LocalApi) 
     assert call(f"{api.url}/other-stage/records", "POST", clinical_record())[0] == 403
 
 
+def test_every_route_of_the_template_refuses_unsigned_requests_including_approvals(
+    cloud: LocalCloud, api: LocalApi
+) -> None:
+    (rest_api,) = [r for r in cloud.template.cfn["Resources"].values() if r["Type"] == "AWS::ApiGateway::RestApi"]
+    routes = [(path, verb.upper()) for path, ops in rest_api["Properties"]["Body"]["paths"].items() for verb in ops]
+    assert ("/models/{version}/approval", "POST") in routes and len(routes) >= 14
+    for path, method in routes:
+        url = api.base_url() + re.sub(r"\{[^}]+\}", "1", path)
+        body = None if method in {"GET", "DELETE"} else {"decision": "approve", "rationale": "unsigned"}
+        assert call(url, method, body, signed=False)[:2] == (403, {"message": "Missing Authentication Token"}), (
+            method,
+            path,
+        )
+    # Signed, the approval reaches the handler, which records the signed caller as the reviewer
+    # (decided_by; tests/integration/test_model_lifecycle.py): here there is no version 1 to decide.
+    status, body, _ = call(f"{api.base_url()}/models/1/approval", "POST", {"decision": "approve", "rationale": "ok"})
+    assert status == 404, body
+
+
 def test_path_parameters_and_methods(api: LocalApi) -> None:
     url = f"{api.base_url()}/devices/monitor-42/binding"
     status, body, _ = call(url, "PUT", binding_request())
@@ -52,6 +72,21 @@ def test_handler_error_bodies_and_headers_pass_through(api: LocalApi) -> None:
     status, body, headers = call(f"{api.base_url()}/records", "POST", [])
     assert (status, body["error"]) == (400, "malformed_request")
     assert headers["Content-Type"] == "application/json"
+
+
+def test_bodies_that_are_not_utf8_and_unknown_query_parameters_are_refused_not_crashes(api: LocalApi) -> None:
+    # Found by make fuzz: Powertools decodes a validated route's body as UTF-8 (a 500 before), and a
+    # misspelt query parameter was silently ignored.
+    for path in ("/erasure-requests", "/trainings", "/devices/monitor-1/binding"):
+        method = "PUT" if path.endswith("binding") else "POST"
+        status, body, _ = call(f"{api.base_url()}{path}", method, b"\xff\xfe{")
+        assert (status, body["error"], body["fields"][0]["path"]) == (422, "validation_failed", "body"), path
+    status, body, _ = call(f"{api.base_url()}/trainings/triggers?day=7", "GET")
+    assert (status, body["fields"]) == (
+        422,
+        [{"path": "query.(unknown field)", "message": "unknown query parameter", "type": "extra_forbidden"}],
+    )
+    assert call(f"{api.base_url()}/trainings/triggers?days=7", "GET")[0] == 200
 
 
 def test_stage_throttling_answers_429() -> None:

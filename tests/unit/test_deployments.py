@@ -407,6 +407,29 @@ def test_serverless_hosting_takes_neither_a_volume_key_nor_data_capture_nor_blue
     assert plan.deployment_config == {}
 
 
+VPC = {
+    "VPC_SUBNET_IDS": "subnet-0a1b2c3d4e5f60718,subnet-1b2c3d4e5f6071829",
+    "VPC_SECURITY_GROUP_IDS": "sg-0123456789abcdef0",
+}
+
+
+def test_instance_hosting_runs_the_model_in_the_vpc_when_the_stack_has_one() -> None:
+    account = Account(settings=deployment_settings(**VPC))
+    plan = account.plan(account.register())
+    assert plan.model["VpcConfig"] == {
+        "SecurityGroupIds": ["sg-0123456789abcdef0"],
+        "Subnets": ["subnet-0a1b2c3d4e5f60718", "subnet-1b2c3d4e5f6071829"],
+    }
+    outside = Account()
+    assert "VpcConfig" not in outside.plan(outside.register()).model
+
+
+def test_serverless_hosting_takes_no_vpc() -> None:
+    # AWS refuses a VpcConfig for serverless endpoints: the model runs in SageMaker's network.
+    account = Account(settings=deployment_settings(**VPC, INFERENCE_MODE="serverless"))
+    assert "VpcConfig" not in account.plan(account.register()).model
+
+
 def test_the_model_is_the_packages_container_and_version() -> None:
     account = Account()
     version = account.register()

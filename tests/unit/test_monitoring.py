@@ -97,6 +97,29 @@ def test_the_window_is_the_period_before_the_run_and_the_job_judges_the_champion
     assert job["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] == planned.output_uri == run_uri + "output/"
 
 
+def test_the_monitor_job_runs_in_the_vpc_when_the_stack_has_one() -> None:
+    account = Account()
+    account.earlier_versions(1)
+    run = MonitoringRunRequest(run_name="7e0c2b9a", started_at=STARTED)
+    vpc = {"VPC_SUBNET_IDS": "subnet-0a1b2c3d4e5f60718", "VPC_SECURITY_GROUP_IDS": "sg-0123456789abcdef0"}
+    jobs = {
+        name: prepare_monitoring_run(
+            run,
+            settings=settings(**environment),
+            versions=account.versions,
+            monitoring_keys=InMemoryKeyListing(KEYS),
+            documents=account.documents,
+        ).processing_job
+        for name, environment in (("outside", {}), ("inside", vpc))
+    }
+    assert jobs["outside"] is not None and jobs["inside"] is not None
+    assert jobs["outside"]["NetworkConfig"] == {"EnableNetworkIsolation": False}
+    assert jobs["inside"]["NetworkConfig"]["VpcConfig"] == {
+        "SecurityGroupIds": ["sg-0123456789abcdef0"],
+        "Subnets": ["subnet-0a1b2c3d4e5f60718"],
+    }
+
+
 @pytest.mark.parametrize(
     ("keys", "champion", "reason"),
     [

@@ -94,6 +94,42 @@ def test_the_request_bodies_come_from_the_schemas(published: dict[str, Any]) -> 
     assert refs <= set(schemas), "every $ref resolves"
 
 
+def test_every_operation_documents_the_errors_it_can_meet(published: dict[str, Any]) -> None:
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    for (path, method), operation in operations(published).items():
+        responses = operation["responses"]
+        for status in ("403", "429"):  # API Gateway's, before any function runs
+            assert responses[status]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/GatewayMessage"
+            }, (path, method)
+        for status, response in responses.items():
+            if status not in ("403", "429") and int(status) >= 400:
+                assert response["content"]["application/json"]["schema"] == error, (path, method, status)
+            if status == "204":
+                assert "content" not in response
+            if status == "503":
+                assert response["headers"]["Retry-After"]["required"] is True
+    assert "HTTPValidationError" not in published["components"]["schemas"]  # Powertools' shape is never sent
+    assert published["paths"]["/records"]["post"]["responses"]["409"]["headers"]["Retry-After"]
+
+
+def test_path_parameters_document_what_the_handlers_accept(published: dict[str, Any]) -> None:
+    def parameter(path: str, method: str, name: str) -> dict[str, Any]:
+        (found,) = [p for p in published["paths"][path][method]["parameters"] if p["name"] == name]
+        schema: dict[str, Any] = found["schema"]
+        return schema
+
+    device = parameter("/devices/{device_id}/binding", "put", "device_id")
+    assert (device["pattern"], device["maxLength"]) == (r"^[A-Za-z0-9:_\-]+$", 128)
+    assert parameter("/erasure-requests/{request_id}", "get", "request_id")["pattern"] == r"^er-[0-9a-f]{32}$"
+    assert parameter("/models/{version}", "get", "version") == {
+        "type": "integer",
+        "minimum": 1.0,
+        "title": "Version",
+        "description": "the model package version",
+    }
+
+
 def _refs(node: object) -> list[str]:
     if isinstance(node, dict):
         own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []

@@ -385,7 +385,7 @@ def test_timeouts_and_connection_errors_become_unavailable_endpoints(error: Exce
 def test_the_client_fails_fast() -> None:
     config = endpoint_config(12)
     assert (config.connect_timeout, config.read_timeout) == (2, 12)
-    assert config.retries == {"mode": "standard", "max_attempts": 2}
+    assert config.retries == {"mode": "standard", "total_max_attempts": 2}  # the first call and one retry
 
 
 # --- handler: functions/predict_api/app.py -------------------------------------------------------

@@ -502,6 +502,37 @@ def test_outputs_and_volumes_are_encrypted_with_the_data_key() -> None:
     assert compare["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == DATA_KEY
 
 
+SUBNETS, SECURITY_GROUPS = "subnet-0a1b2c3d4e5f60718,subnet-1b2c3d4e5f6071829", "sg-0123456789abcdef0"
+IN_VPC = {"VPC_SUBNET_IDS": SUBNETS, "VPC_SECURITY_GROUP_IDS": SECURITY_GROUPS}
+VPC_CONFIG = {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": SUBNETS.split(",")}
+
+
+def test_outside_a_vpc_the_jobs_name_no_network() -> None:
+    # The template's default: VpcSubnetIds empty, joined into empty variables.
+    plan = Account(settings=training_settings(VPC_SUBNET_IDS="", VPC_SECURITY_GROUP_IDS="")).prepare()
+    assert "VpcConfig" not in plan.training_job
+    assert plan.comparison_job["NetworkConfig"] == {"EnableNetworkIsolation": False}  # always there (the ASL names it)
+
+
+def test_in_a_vpc_the_training_and_comparison_jobs_run_in_its_subnets() -> None:
+    plan = Account(settings=training_settings(**IN_VPC, TRAINING_INSTANCE_COUNT="2")).prepare()
+    assert plan.training_job["VpcConfig"] == VPC_CONFIG
+    assert plan.training_job["EnableInterContainerTrafficEncryption"] is True  # several instances in the VPC
+    assert plan.comparison_job["NetworkConfig"] == {"EnableNetworkIsolation": False, "VpcConfig": VPC_CONFIG}
+    # Still KMS everywhere.
+    assert plan.training_job["ResourceConfig"]["VolumeKmsKeyId"] == DATA_KEY
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [{"VPC_SUBNET_IDS": SUBNETS}, {"VPC_SECURITY_GROUP_IDS": SECURITY_GROUPS}],
+    ids=["subnets-only", "security-groups-only"],
+)
+def test_subnets_and_security_groups_go_together(environment: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="VPC_SUBNET_IDS and VPC_SECURITY_GROUP_IDS go together"):
+        training_settings(**environment)
+
+
 def test_the_candidate_is_where_sagemaker_writes_it_and_a_retried_step_names_the_same_jobs() -> None:
     plan = Account().prepare()
     name = plan.training_job["TrainingJobName"]

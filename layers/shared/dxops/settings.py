@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from aws_lambda_powertools.utilities.parser import parse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from dxops.domain.processing_jobs import ProcessingHost
 from dxops.domain.training_guard import GuardPolicy
@@ -114,6 +114,29 @@ JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object)]  # a JSON 
 CommaList = Annotated[list[str], BeforeValidator(_comma_list)]  # "a,b,c"
 
 
+class VpcSettings(BaseModel):
+    """The private network of the SageMaker jobs and the endpoint's model: the template's VpcSubnetIds
+    and VpcSecurityGroupIds (docs/security.md). Both empty, the default: no VPC."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    vpc_subnet_ids: CommaList = Field(default_factory=list, alias="VPC_SUBNET_IDS")
+    vpc_security_group_ids: CommaList = Field(default_factory=list, alias="VPC_SECURITY_GROUP_IDS")
+
+    @model_validator(mode="after")
+    def _subnets_with_security_groups(self) -> Self:
+        if bool(self.vpc_subnet_ids) != bool(self.vpc_security_group_ids):
+            raise ValueError("VPC_SUBNET_IDS and VPC_SECURITY_GROUP_IDS go together: give both or neither")
+        return self
+
+    @property
+    def vpc_config(self) -> dict[str, list[str]] | None:
+        """SageMaker's VpcConfig (training jobs, processing jobs' NetworkConfig, models), or None."""
+        if not self.vpc_subnet_ids:
+            return None
+        return {"SecurityGroupIds": list(self.vpc_security_group_ids), "Subnets": list(self.vpc_subnet_ids)}
+
+
 class TrainingGuardSettings(FunctionSettings):
     """Whatever starts training runs: the training state machine and the retraining guard's rules
     (dxops.domain.training_guard)."""
@@ -148,7 +171,7 @@ class TrainingTriggerSettings(TrainingGuardSettings):
     retraining_alarms: CommaList = Field(default_factory=list, alias="RETRAINING_ALARMS")
 
 
-class TrainingRunSettings(FunctionSettings):
+class TrainingRunSettings(FunctionSettings, VpcSettings):
     """The training state machine's steps: where data, code and models live, how jobs run, and the
     approval policy of this environment."""
 
@@ -184,6 +207,7 @@ class TrainingRunSettings(FunctionSettings):
             volume_gb=self.training_volume_gb,
             kms_key=self.data_key_arn,
             max_runtime_seconds=self.training_max_runtime_seconds,
+            vpc_config=self.vpc_config,
         )
 
 
@@ -191,7 +215,7 @@ class ApprovalSettings(FunctionSettings):
     model_versions_table: str = Field(alias="MODEL_VERSIONS_TABLE", min_length=3)
 
 
-class MonitoringSettings(FunctionSettings):
+class MonitoringSettings(FunctionSettings, VpcSettings):
     """The drift and quality monitor's steps: the window, the thresholds (template parameters, the
     same ones the alarms use) and how its processing job runs."""
 
@@ -219,6 +243,7 @@ class MonitoringSettings(FunctionSettings):
             volume_gb=self.monitor_volume_gb,
             kms_key=self.data_key_arn,
             max_runtime_seconds=self.monitor_max_runtime_seconds,
+            vpc_config=self.vpc_config,
         )
 
 
@@ -233,7 +258,7 @@ class DeploymentTriggerSettings(FunctionSettings):
     deployment_state_machine_arn: str = Field(alias="DEPLOYMENT_STATE_MACHINE_ARN", min_length=1)
 
 
-class DeploymentSettings(FunctionSettings):
+class DeploymentSettings(FunctionSettings, VpcSettings):
     """The deployment state machine's steps: the endpoint, its hosting, the rollout and the smoke test."""
 
     model_versions_table: str = Field(alias="MODEL_VERSIONS_TABLE", min_length=3)

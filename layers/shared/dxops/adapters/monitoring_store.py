@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from dxops.adapters.s3 import S3ObjectStore
 
 _PRECONDITION_FAILED = ("PreconditionFailed", "ConditionalRequestConflict")  # If-None-Match
-_FAIL_FAST = Config(connect_timeout=1, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
+_FAIL_FAST = Config(connect_timeout=1, read_timeout=3, retries={"mode": "standard", "total_max_attempts": 2})
 
 
 class S3MonitoringStore(S3ObjectStore):

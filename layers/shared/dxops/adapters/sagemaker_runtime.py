@@ -41,7 +41,7 @@ def endpoint_config(read_timeout_seconds: float) -> Config:
     return Config(
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=read_timeout_seconds,
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},  # max_attempts would count retries
     )
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from dxops.api.responses import ErrorBody
+
 REF_TEMPLATE = "#/components/schemas/{model}"
 PUBLISHED = Path(__file__).with_name("openapi.json")
 
@@ -42,3 +44,49 @@ def published_document() -> dict[str, Any]:
     """The OpenAPI document of the whole API, as `make openapi` wrote it (read once)."""
     document: dict[str, Any] = json.loads(PUBLISHED.read_text(encoding="utf-8"))
     return document
+
+
+# What API Gateway itself answers on any route, before the function runs.
+GATEWAY_RESPONSES = {
+    "403": "Refused by API Gateway: the request is not signed (SigV4) or the caller may not invoke it",
+    "429": "Throttled by API Gateway (the stage's rate or burst limit): retry with backoff",
+}
+GATEWAY_MESSAGE = {"type": "object", "properties": {"message": {"type": "string"}}, "required": ["message"]}
+VALIDATION_FAILED = "The request does not match its schema: `fields` names each error (path and rule, never the value)"
+RETRY_AFTER = {
+    "description": "Seconds to wait before retrying",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
+
+
+def document_standard_responses(document: dict[str, Any], *, retry_after: tuple[str, ...] = ("503",)) -> None:
+    """What every operation of this API answers, whatever its route declares.
+
+    Every error is an ErrorBody (the routes declare only their statuses and descriptions; Powertools
+    would document an untyped body, and its own 422 shape, which the handlers never send); a 204 has
+    no body; the statuses in `retry_after` carry a Retry-After header; and API Gateway's own 403 and
+    429 are documented, since a client meets them on every route."""
+    schema = TypeAdapter(ErrorBody).json_schema(ref_template=REF_TEMPLATE, mode="serialization")
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    components.update(schema.pop("$defs", {}))
+    components["ErrorBody"] = schema
+    for powertools_error in ("HTTPValidationError", "ResponseValidationError", "ValidationError"):  # never sent
+        components.pop(powertools_error, None)
+    components["GatewayMessage"] = GATEWAY_MESSAGE
+    error = {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(model="ErrorBody")}}}
+    gateway = {"application/json": {"schema": {"$ref": REF_TEMPLATE.format(model="GatewayMessage")}}}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status, response in responses.items():
+                if status == "204":
+                    response.pop("content", None)
+                elif status.isdigit() and int(status) >= 400:
+                    response["content"] = error
+                if status == "422" and response.get("description") in (None, "Validation Error"):  # Powertools'
+                    response["description"] = VALIDATION_FAILED
+                if status in retry_after:
+                    response.setdefault("headers", {})["Retry-After"] = RETRY_AFTER
+            for status, description in GATEWAY_RESPONSES.items():
+                responses[status] = {"description": description, "content": gateway}

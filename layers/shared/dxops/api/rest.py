@@ -17,14 +17,20 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError, UnauthorizedError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyInconsistentStateError,
+    IdempotencyPersistenceLayerError,
+)
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dxops.api.openapi import document_standard_responses
 from dxops.api.responses import error_body
 from dxops.domain.errors import MalformedPayload, PayloadTooLarge
-from dxops.domain.quarantine import safe_field_errors
+from dxops.domain.quarantine import FieldError, safe_field_errors
 from dxops.observability import logger
 
 
@@ -49,6 +55,20 @@ def body_bytes(app: APIGatewayRestResolver) -> bytes:
     return body.encode()
 
 
+def refuse_unknown_query_parameters(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """Powertools middleware: a query parameter the route does not declare is an error (422), as an
+    unknown body field is (StrictModel): a misspelt `?day=7` must not be silently ignored. The
+    names are not echoed (they are input)."""
+    route = app.context.get("_route")
+    declared = {field.alias for field in route.dependant.query_params} if route else set()
+    unknown = sorted(set(app.current_event.query_string_parameters or {}) - declared)
+    if unknown:  # extra_forbidden: reported as query.(unknown field), as for a body
+        raise RequestValidationError(
+            [{"loc": ("query", name), "msg": "unknown query parameter", "type": "extra_forbidden"} for name in unknown]
+        )
+    return next_middleware(app)
+
+
 def json_response(status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[Any]:
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
 
@@ -57,8 +77,11 @@ def request_id(app: APIGatewayRestResolver) -> str | None:
     return app.current_event.request_context.request_id
 
 
-def openapi_frame(app: APIGatewayRestResolver, *, title: str, description: str) -> dict[str, Any]:
-    """The resolver's OpenAPI document, with SigV4 (IAM) as the security of every operation."""
+def openapi_frame(
+    app: APIGatewayRestResolver, *, title: str, description: str, retry_after: tuple[str, ...] = ("503",)
+) -> dict[str, Any]:
+    """The resolver's OpenAPI document, with SigV4 (IAM) as the security of every operation and the
+    responses every operation shares (document_standard_responses)."""
     document: dict[str, Any] = json.loads(
         app.get_openapi_json_schema(
             title=title,
@@ -75,7 +98,24 @@ def openapi_frame(app: APIGatewayRestResolver, *, title: str, description: str) 
             security=[{"sigv4": []}],
         )
     )
+    document_standard_responses(document, retry_after=retry_after)
     return document
+
+
+def _field_errors(exc: RequestValidationError | UnicodeDecodeError) -> list[FieldError]:
+    """Powertools' own 422 body would echo the input values: rebuilt without them. Powertools
+    decodes a validated route's body as UTF-8 before parsing it as JSON: other bytes fail so."""
+    if isinstance(exc, UnicodeDecodeError):
+        return [FieldError(path="body", message="the body is not UTF-8 text", type="json_invalid")]
+    return safe_field_errors(exc.errors(), drop_prefix="body")
+
+
+# The error code of each Powertools HTTP error the handlers raise.
+REFUSAL_CODES = {
+    HTTPStatus.NOT_FOUND: "not_found",
+    HTTPStatus.BAD_REQUEST: "malformed_request",
+    HTTPStatus.UNAUTHORIZED: "unauthorized",
+}
 
 
 def install_error_handlers(
@@ -108,21 +148,27 @@ def install_error_handlers(
         body = error_body("service_unavailable", "a dependency is unavailable; retry later", request_id_of())
         return json_response(HTTPStatus.SERVICE_UNAVAILABLE, body, {"Retry-After": str(retry_after_seconds)})
 
-    def _invalid_request(exc: RequestValidationError) -> Response[Any]:
-        # Powertools' own 422 body would echo the input values: rebuild it without them.
-        fields = safe_field_errors(exc.errors(), drop_prefix="body")
+    def _idempotency_store_failed(exc: IdempotencyPersistenceLayerError) -> Response[Any]:
+        # Powertools wraps the idempotency table's errors (a throttled or unavailable DynamoDB) in
+        # its own exception: backpressure (503, Retry-After) like any dependency, not a 500.
+        cause = exc.__cause__
+        return _dependency_failed(cause) if isinstance(cause, (ClientError, BotoCoreError)) else _unexpected(exc)
+
+    def _invalid_request(exc: RequestValidationError | UnicodeDecodeError) -> Response[Any]:
         return reply(
-            HTTPStatus.UNPROCESSABLE_ENTITY, "validation_failed", "the request does not match its schema", fields=fields
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "the request does not match its schema",
+            fields=_field_errors(exc),
         )
 
-    def _not_found(exc: NotFoundError) -> Response[Any]:
-        return reply(HTTPStatus.NOT_FOUND, "not_found", str(exc.msg))
+    def _refused(exc: NotFoundError | BadRequestError | UnauthorizedError) -> Response[Any]:
+        return reply(HTTPStatus(exc.status_code), REFUSAL_CODES[HTTPStatus(exc.status_code)], str(exc.msg))
 
-    def _bad_request(exc: BadRequestError) -> Response[Any]:
-        return reply(HTTPStatus.BAD_REQUEST, "malformed_request", str(exc.msg))
-
-    def _unauthorised(exc: UnauthorizedError) -> Response[Any]:
-        return reply(HTTPStatus.UNAUTHORIZED, "unauthorized", str(exc.msg))
+    def _undecodable(exc: UnicodeDecodeError) -> Response[Any]:
+        # Bytes of the request's body that are not UTF-8 are the client's error (422); any other text
+        # that fails to decode (an object, a secret) is ours.
+        return _invalid_request(exc) if exc.object == body_bytes(app) else _unexpected(exc)
 
     def _unexpected(exc: Exception) -> Response[Any]:
         # The exception message could echo input: log the type and the stack frames only.
@@ -136,8 +182,10 @@ def install_error_handlers(
     app.exception_handler(PayloadTooLarge)(_too_large)
     app.exception_handler(MalformedPayload)(_malformed)
     app.exception_handler([ClientError, BotoCoreError])(_dependency_failed)
+    app.exception_handler(IdempotencyPersistenceLayerError)(_idempotency_store_failed)
+    # The idempotency record changed under Powertools' own retries (expiring, deleted): retry later.
+    app.exception_handler(IdempotencyInconsistentStateError)(_dependency_failed)
     app.exception_handler(RequestValidationError)(_invalid_request)
-    app.exception_handler(NotFoundError)(_not_found)
-    app.exception_handler(BadRequestError)(_bad_request)
-    app.exception_handler(UnauthorizedError)(_unauthorised)
+    app.exception_handler(UnicodeDecodeError)(_undecodable)
+    app.exception_handler([NotFoundError, BadRequestError, UnauthorizedError])(_refused)
     app.exception_handler(Exception)(_unexpected)

@@ -188,20 +188,25 @@ def prepare_deployment(
     current = endpoint.current_config(settings.endpoint_name)
     champion = versions.champion()
     versions.set_deployment_status(request.package_version, "deploying")
+    model: dict[str, Any] = {
+        "ModelName": model_name,
+        "PrimaryContainer": {
+            "Image": container["Image"],
+            "ModelDataUrl": container["ModelDataUrl"],
+            "Environment": dict(container.get("Environment", {})),
+        },
+        "Tags": [{"Key": "dxops:package-version", "Value": str(request.package_version)}],
+    }
+    # Instance hosting runs the model in the stack's VPC when it has one; serverless endpoints take no
+    # VPC (AWS refuses it), they run in SageMaker's network (docs/security.md).
+    if settings.vpc_config is not None and settings.inference_mode == "instance":
+        model["VpcConfig"] = settings.vpc_config
     return DeploymentPlan(
         request=request,
         model_version=model_version,
         endpoint_name=settings.endpoint_name,
         endpoint_exists=current is not None,
-        model={
-            "ModelName": model_name,
-            "PrimaryContainer": {
-                "Image": container["Image"],
-                "ModelDataUrl": container["ModelDataUrl"],
-                "Environment": dict(container.get("Environment", {})),
-            },
-            "Tags": [{"Key": "dxops:package-version", "Value": str(request.package_version)}],
-        },
+        model=model,
         endpoint_config=_endpoint_config(settings, config_name, model_name, request.package_version),
         deployment_config=deployment_config(settings),
         previous_endpoint_config=current,

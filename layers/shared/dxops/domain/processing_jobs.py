@@ -2,7 +2,8 @@
 drift and quality monitor): the training image, the published code as an input, KMS everywhere.
 
 The request is the CreateProcessingJob API's (and the createProcessingJob.sync integration's
-Parameters), built here so that the state machines pass it through unchanged.
+Parameters), built here so that the state machines pass it through unchanged. NetworkConfig is
+always there (the state machines name it), with the VPC when the stack has one (docs/security.md).
 """
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ def processing_input(
 
 @dataclass(frozen=True)
 class ProcessingHost:
-    """Where and how long a job runs: the image, the instance, the data key, the runtime limit."""
+    """Where and how long a job runs: the image, the instance, the data key, the runtime limit, the
+    VPC (SageMaker's VpcConfig: SecurityGroupIds and Subnets; None outside a VPC)."""
 
     image_uri: str
     instance_type: str
     volume_gb: int
     kms_key: str
     max_runtime_seconds: int
+    vpc_config: dict[str, list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,11 @@ class ProcessingJob:
             },
             "StoppingCondition": {"MaxRuntimeInSeconds": host.max_runtime_seconds},
             "Environment": self.environment,
+            # One instance: no traffic between containers to encrypt. Isolation stays off (the default).
+            "NetworkConfig": {"EnableNetworkIsolation": False},
         }
+        if host.vpc_config is not None:
+            job["NetworkConfig"]["VpcConfig"] = host.vpc_config
         if self.arguments:
             job["AppSpecification"]["ContainerArguments"] = self.arguments
         return job

@@ -320,7 +320,7 @@ def _training_job(
         "sagemaker_submit_directory": f"{code}sourcedir.tar.gz",
     }
     distribution = "ShardedByS3Key" if settings.training_instance_count > 1 else "FullyReplicated"
-    return {
+    job: dict[str, Any] = {
         "TrainingJobName": name,
         "AlgorithmSpecification": {
             "TrainingImage": settings.training_image_uri,
@@ -352,12 +352,16 @@ def _training_job(
         # A spot interruption restarts the job from the start (training takes minutes, see
         # docs/model.md); the checkpoint folder keeps what a future resumable trainer would need.
         "CheckpointConfig": {"S3Uri": f"{artifacts}/checkpoints/{name}/"},
+        # Instances of a distributed job exchange model state: encrypted between them.
         "EnableInterContainerTrafficEncryption": settings.training_instance_count > 1,
         "Tags": [
             {"Key": "dxops:dataset-version", "Value": dataset.dataset_version},
             {"Key": "dxops:reason", "Value": request.reason},
         ],
     }
+    if settings.vpc_config is not None:  # the state machine trains in the VPC when the request names one
+        job["VpcConfig"] = settings.vpc_config
+    return job
 
 
 def candidate_artifact(training_job: dict[str, Any]) -> str:

@@ -17,7 +17,10 @@ from dxops.schemas.common import Measurement, PatientIdentifier, Pseudonym, Site
 
 MAX_READINGS_PER_MESSAGE = 1000
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
-DeviceId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9:_\-]+$")]
+# An IoT thing name (the topic rule takes it from the topic).
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9:_\-]+$"
+DEVICE_ID_MAX_LENGTH = 128
+DeviceId = Annotated[str, Field(min_length=1, max_length=DEVICE_ID_MAX_LENGTH, pattern=DEVICE_ID_PATTERN)]
 
 
 class DeviceReading(StrictModel):

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dxops.schemas.common import PatientIdentifier, Pseudonym, SiteId, StrictModel
 
+# er-<32 hex>, also the name of the erasure's execution (domain.erasure.new_request_id).
+REQUEST_ID_PATTERN = r"^er-[0-9a-f]{32}$"
 RequestId = str
 
 
