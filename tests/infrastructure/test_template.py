@@ -1146,7 +1146,10 @@ def test_runs_that_time_out_or_are_stopped_and_dead_letters_alert(resources: dic
     assert rule["EventPattern"]["detail"]["status"] == ["TIMED_OUT", "ABORTED"]  # FAILED alerts from its states
     machines = of_type(resources, "AWS::StepFunctions::StateMachine")
     assert sorted(r["Ref"] for r in rule["EventPattern"]["detail"]["stateMachineArn"]) == sorted(machines)  # every one
-    assert rule["Targets"] == [{"Id": "AlertsTopic", "Arn": {"Ref": "AlertsTopic"}}]
+    (target,) = rule["Targets"]
+    assert (target["Id"], target["Arn"]) == ("AlertsTopic", {"Ref": "AlertsTopic"})
+    # Only the run's identity and status reach the alert, never its input or output.
+    assert not any("input" in path or "output" in path for path in target["InputTransformer"]["InputPathsMap"].values())
     dlqs = {name for name, r in of_type(resources, "AWS::SQS::Queue").items() if name.endswith("Dlq")}
     alarmed = {
         a["Properties"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0]

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from localcloud import events
 from localcloud.cloud import LocalCloud
 from localcloud.template import Resolver
 
@@ -87,3 +88,49 @@ def test_the_template_deploys_with_its_security_options(parameters: dict[str, st
         lock = boto3.client("s3").get_object_lock_configuration(Bucket=trail["S3BucketName"])["ObjectLockConfiguration"]
         retention = lock["Rule"]["DefaultRetention"]
         assert (retention["Mode"], retention["Days"]) == ("COMPLIANCE", 2190)  # write-once for six years
+
+
+def test_an_alert_for_a_run_that_ended_abnormally_carries_none_of_its_data(cloud: LocalCloud) -> None:
+    # A stopped erasure's status-change event holds its input: the patient's pseudonym.
+    sqs, sns = boto3.client("sqs"), boto3.client("sns")
+    url = sqs.create_queue(QueueName="on-call")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(
+        TopicArn=cloud.outputs["AlertsTopicArn"],
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    machine = cloud.outputs["ErasureStateMachineArn"]
+    execution = machine.replace(":stateMachine:", ":execution:") + ":er-0123456789abcdef0123456789abcdef"
+    pseudonym = "ab" * 32
+    detail = {
+        "executionArn": execution,
+        "stateMachineArn": machine,
+        "name": "er-0123456789abcdef0123456789abcdef",
+        "status": "TIMED_OUT",
+        "startDate": 1795826154749,
+        "stopDate": 1795829754749,
+        "input": json.dumps({"erasure": {"patient_pseudonym": pseudonym}}),
+        "output": None,
+    }
+    boto3.client("events").put_events(
+        Entries=[
+            {
+                "Source": "aws.states",
+                "DetailType": "Step Functions Execution Status Change",
+                "Detail": json.dumps(detail),
+            }
+        ]
+    )
+    events.flush()
+    (message,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert json.loads(message["Body"]) == {
+        "alert": "run-ended-abnormally",
+        "status": "TIMED_OUT",
+        "stateMachineArn": machine,
+        "executionArn": execution,
+        "startDate": 1795826154749,
+        "stopDate": 1795829754749,
+    }
+    assert pseudonym not in message["Body"]
