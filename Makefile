@@ -23,7 +23,7 @@ RUNTIME_PROVIDED := boto3|botocore|s3transfer|jmespath|python-dateutil|six|urlli
 # Packages the SageMaker XGBoost 3.0-5 image already has (requirements/sagemaker-image.txt): not in ml/requirements.txt.
 SAGEMAKER_PROVIDED := $(shell sed -n 's/^\([A-Za-z0-9_.-]*\)==.*/\1/p' requirements/sagemaker-image.txt | paste -sd'|')
 
-.PHONY: help venv lock format lint test unit integration infra ml-compat demo cohort localcloud bench fuzz chaos schemas openapi build clean
+.PHONY: help venv lock format lint test unit integration infra ml-compat demo cohort localcloud bench fuzz chaos schemas openapi pipeline build images images-push clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,7 +66,7 @@ format: $(PY) ## format the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-lint: $(PY) $(CHECKOV_VENV)/bin/checkov $(SAGEMAKER_VENV)/bin/pytest ## ruff, mypy, sam validate --lint, cfn-lint, statelint, checkov
+lint: $(PY) $(CHECKOV_VENV)/bin/checkov $(SAGEMAKER_VENV)/bin/pytest ## ruff, mypy, sam validate --lint, cfn-lint, statelint, checkov, hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy layers/shared/dxops localcloud devices cohorts ml demo bench tools reliability
@@ -80,6 +80,7 @@ lint: $(PY) $(CHECKOV_VENV)/bin/checkov $(SAGEMAKER_VENV)/bin/pytest ## ruff, my
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/python -m localcloud.stepfunctions statemachines/*.asl.json  # statelint, minus its known gaps
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --quiet --compact --skip-download
+	$(VENV)/bin/hadolint containers/*/Dockerfile  # .hadolint.yaml
 
 unit: $(PY) ## unit tests (no AWS)
 	$(PY) -m pytest tests/unit $(PYTEST_FLAGS)
@@ -125,6 +126,9 @@ schemas: $(PY) openapi ## export the JSON Schemas of the API and storage formats
 openapi: $(PY) ## regenerate the whole API's OpenAPI document (layers/shared/dxops/api/openapi.json) from the routes
 	$(PY) -m tools.build_openapi
 
+pipeline: $(PY) ## the training flow as a SageMaker Pipeline definition; writes artifacts/pipeline/training-pipeline.json
+	$(PY) -m tools.sagemaker_pipeline definition --config-env $(CONFIG_ENV) --out artifacts/pipeline/training-pipeline.json
+
 build: $(PY) ## sam build (needs python3.13 on PATH: the venv provides it)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam build --cached --parallel
 
@@ -133,6 +137,26 @@ deploy: build ## sam deploy (CONFIG_ENV=dev|prod) with the deploy-time parameter
 		--parameter-overrides "$$($(PY) tools/deploy_parameters.py --config-env $(CONFIG_ENV))"
 	$(PY) tools/publish_glue_libraries.py --stack-name $$($(PY) tools/deploy_parameters.py --config-env $(CONFIG_ENV) --field stack_name)
 	$(PY) tools/publish_training_code.py --stack-name $$($(PY) tools/deploy_parameters.py --config-env $(CONFIG_ENV) --field stack_name)
+
+# Container images (docs/containers.md). The SageMaker bases are the XGBoost framework image of
+# AWS_DEFAULT_REGION as make deploy resolves it; pulling them needs `docker login` to its registry.
+IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+IMAGE_REGISTRY ?=
+
+images: $(PY) ## build the training, inference and local-cloud images with docker (needs Docker; ECR login for the SageMaker bases)
+	@base=$$($(PY) -c 'import sys; from tools.deploy_parameters import training_image_uri; print(training_image_uri(sys.argv[1]))' $(AWS_DEFAULT_REGION)) && \
+	for image in training inference; do \
+		docker build -f containers/sagemaker/Dockerfile --target $$image --build-arg SAGEMAKER_REGISTRY=$${base%%/*} \
+			--build-arg XGBOOST_FRAMEWORK_VERSION=$${base##*:} -t dxops-$$image:$(IMAGE_TAG) . || exit 1; \
+	done
+	docker build -f containers/localcloud/Dockerfile -t dxops-localcloud:$(IMAGE_TAG) .
+
+images-push: ## push the images built by make images to IMAGE_REGISTRY (<account>.dkr.ecr.<region>.amazonaws.com; README.md)
+	@test -n "$(IMAGE_REGISTRY)" || { echo "IMAGE_REGISTRY=<account>.dkr.ecr.<region>.amazonaws.com is needed"; exit 1; }
+	for image in training inference localcloud; do \
+		docker tag dxops-$$image:$(IMAGE_TAG) $(IMAGE_REGISTRY)/dxops-$$image:$(IMAGE_TAG) && \
+		docker push $(IMAGE_REGISTRY)/dxops-$$image:$(IMAGE_TAG) || exit 1; \
+	done
 
 clean: ## remove environments, build output and artifacts
 	rm -rf $(VENV) $(CHECKOV_VENV) $(SAGEMAKER_VENV) .aws-sam artifacts .pytest_cache .mypy_cache .ruff_cache

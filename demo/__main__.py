@@ -1,4 +1,5 @@
-"""dxops on the local cloud: clinical records over HTTP (SigV4) to the local REST API, device
+"""dxops on the local cloud: clinical records over HTTP (SigV4) to the local REST API (as dxops
+records, GA4GH Phenopackets and FHIR Bundles, and a bulk file dropped in the inbox), device
 bindings through the API, device readings over real MQTT through the template's IoT rule, then
 reconcile what landed in S3; the raw objects trigger the data-processing state machine (Glue ETL in
 local Spark, data-quality gate, a published dataset version); its DatasetReady event starts the
@@ -117,6 +118,67 @@ def ingest_clinical(
     }
 
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _examples(folder: str, valid_only: bool = False) -> list[Any]:
+    paths = sorted((EXAMPLES / folder).glob("*.json"))
+    return [json.loads(p.read_text()) for p in paths if not (valid_only and p.name.startswith("invalid"))]
+
+
+def ingest_standards(cloud: LocalCloud, api_url: str, site: str) -> dict[str, Any]:
+    """Phenopackets and FHIR Bundles (examples/, hand-written from the specs, invalid ones included)
+    by API and as a bulk file in the inbox: the same validation, pseudonymisation and quarantine."""
+    step("GA4GH Phenopackets and FHIR R4 Bundles: POST /phenopackets, POST /fhir/bundles, a bulk file in inbox/")
+    phenopackets, bundles = _examples("phenopackets"), _examples("fhir")
+    totals: Counter[str] = Counter()
+    for route, documents in (("phenopackets", phenopackets), ("fhir/bundles", bundles)):
+        response = call_api(
+            f"{api_url}/{route}?source={site}",
+            "POST",
+            documents,
+            headers={"Idempotency-Key": f"demo-{route.replace('/', '-')}"},
+        )
+        result = response.body
+        notes = sum(len(r["notes"]) for r in result["mapping_notes"])
+        say(
+            f"  POST /{route}: HTTP {response.status}, {len(documents)} files -> {result['documents']} documents -> "
+            f"{result['received']} records: {result['accepted']} stored, {result['rejected']} rejected (quarantined), "
+            f"{notes} parts not mapped (reported)"
+        )
+        for error in result["errors"][:3]:
+            say(f"    rejected #{error['index']}: {error['errors'][0]['path']}: {error['errors'][0]['message']}")
+        for key in ("received", "accepted", "rejected"):
+            totals[key] += result[key]
+        totals["parts_not_mapped"] += notes
+    valid = _examples("phenopackets", valid_only=True)
+    s3 = boto3.client("s3", endpoint_url=cloud.endpoint)
+    bucket = cloud.outputs["RawBucketName"]
+    # a consortium's export for another site: NDJSON, one phenopacket (or Cohort) per line
+    inbox_key = f"inbox/phenopackets/{site}-consortium/export.ndjson"
+    s3.put_object(Bucket=bucket, Key=inbox_key, Body="\n".join(json.dumps(d) for d in valid).encode())
+    stats = drain(cloud).get("IngestInboxFunctionInboxFiles")
+    reports = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="reports/inbox/").get("Contents", [])]
+    [report] = [json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in reports]
+    say(
+        f"  inbox file of {report['documents']} phenopackets: {report['accepted']} stored, {report['rejected']} "
+        f"rejected; report {reports[0]}; the file is deleted"
+    )
+    for key in ("received", "accepted", "rejected"):
+        totals[key] += report[key]
+    left_in_inbox = s3.list_objects_v2(Bucket=bucket, Prefix="inbox/").get("KeyCount", 0)
+    return {
+        **totals,
+        "inbox_files_ingested": stats.deleted if stats else 0,
+        "checks": {
+            "standards_received_equal_accepted_plus_rejected": totals["received"]
+            == totals["accepted"] + totals["rejected"],
+            "standards_invalid_documents_rejected": totals["rejected"] > 0,
+            "inbox_file_ingested_and_deleted": bool(stats and stats.deleted == 1) and left_in_inbox == 0,
+        },
+    }
+
+
 def monitored_patients(records: list[dict[str, Any]], defects: dict[int, str]) -> tuple[str, list[str]]:
     """DEVICES patients of one site among the undamaged records: the devices are bound to them."""
     intact = [r for i, r in enumerate(records) if i not in defects]
@@ -168,7 +230,9 @@ def ingest_devices(cloud: LocalCloud, api_url: str, site: str, patient_ids: list
     }
 
 
-def reconcile(cloud: LocalCloud, clinical: dict[str, Any], devices: dict[str, Any]) -> dict[str, Any]:
+def reconcile(
+    cloud: LocalCloud, clinical: dict[str, Any], standards: dict[str, Any], devices: dict[str, Any]
+) -> dict[str, Any]:
     bucket = cloud.outputs["RawBucketName"]
     stored = {
         "raw_clinical_records": len(cloud.ndjson_lines(bucket, "raw/clinical/")),
@@ -178,11 +242,12 @@ def reconcile(cloud: LocalCloud, clinical: dict[str, Any], devices: dict[str, An
         "device_rule_errors": len(cloud.ndjson_lines(bucket, "quarantine/device/rule-errors/")),
     }
     checks = {
-        "clinical_sent_equals_stored_plus_quarantined": clinical["sent"]
+        # records sent, and records found in the Phenopackets and FHIR Bundles (or documents refused whole)
+        "clinical_sent_equals_stored_plus_quarantined": clinical["sent"] + standards["received"]
         == stored["raw_clinical_records"] + stored["quarantined_clinical_records"],
         # every damaged record is refused, except duplicates (valid records: the ETL deduplicates them)
         "clinical_quarantined_equal_damaged_records": stored["quarantined_clinical_records"]
-        == sum(clinical["defects_injected"].values()) - clinical["duplicates_sent"],
+        == sum(clinical["defects_injected"].values()) - clinical["duplicates_sent"] + standards["rejected"],
         "device_published_equals_rule_deliveries_plus_rule_errors": devices["messages_published"]
         == devices["rule_deliveries"] + devices["rule_errors"],
         "device_rule_deliveries_all_processed": devices["rule_deliveries"] == devices["messages_processed_by_function"],
@@ -372,6 +437,20 @@ def model_lifecycle(cloud: LocalCloud, api_url: str, dataset_version: str) -> di
     ]
     labels = call_api(f"{api_url}/diagnoses", "POST", {"diagnoses": confirmed})
     say(f"  POST /diagnoses: HTTP {labels.status}, {labels.body.get('stored')} confirmed diagnoses stored")
+    # An EHR: a FHIR Bundle in, FHIR RiskAssessments (one per Encounter) out, in its own references.
+    ehr_bundle = json.loads((EXAMPLES / "fhir" / "two-encounters-urn-uuid.json").read_text())
+    fhir_json = {"Content-Type": "application/fhir+json"}
+    fhir = call_api(f"{api_url}/fhir/predict?source={intact[0]['source']}", "POST", ehr_bundle, headers=fhir_json)
+    assessments = [e["resource"] for e in fhir.body.get("entry", [])] if fhir.status == 200 else []
+    served += len(assessments)
+    for assessment in assessments[:2]:
+        top = assessment.get("prediction", [{}])[0]
+        outcome = top.get("outcome", {}).get("coding", [{}])[0]
+        say(
+            f"  POST /fhir/predict: RiskAssessment for {assessment['subject']['reference']}: "
+            f"{outcome.get('system')}|{outcome.get('code')} p={top.get('probabilityDecimal')}"
+        )
+    (ARTIFACTS / "fhir-risk-assessments.json").write_text(json.dumps(fhir.body, indent=2) + "\n")
     stored = len(cloud.ndjson_lines(cloud.outputs["MonitoringBucketName"], "predictions/"))
     shown = call_api(f"{api_url}/models/{version['package_version']}", "GET").body
     checks = {
@@ -379,6 +458,9 @@ def model_lifecycle(cloud: LocalCloud, api_url: str, dataset_version: str) -> di
         "version_approved_through_the_api": decision.status == 200 and shown["approval_status"] == "Approved",
         "deployment_succeeded": deployment["status"] == "SUCCEEDED" and endpoint["EndpointStatus"] == "InService",
         "predict_answered_every_request": set(statuses) == {200},
+        "fhir_predict_answered_risk_assessments": fhir.status == 200
+        and len(assessments) > 0
+        and all(a["resourceType"] == "RiskAssessment" for a in assessments),
         "predictions_stored_for_monitoring": stored == served,
     }
     for name, ok in checks.items():
@@ -702,8 +784,9 @@ def main() -> int:
         site, monitored = monitored_patients(records, defects)
         with open(ARTIFACTS / "lambda.log", "w") as log, contextlib.redirect_stdout(log):
             clinical = ingest_clinical(api_url, records, defects, kinds)
+            standards = ingest_standards(cloud, api_url, site)
             devices = ingest_devices(cloud, api_url, site, monitored)
-        result = reconcile(cloud, clinical, devices)
+        result = reconcile(cloud, clinical, standards, devices)
         with open(ARTIFACTS / "lambda.log", "a") as log, contextlib.redirect_stdout(log):
             processing = process_data(cloud, result["stored"])
             published = processing["published"]
@@ -727,7 +810,7 @@ def main() -> int:
     summary = {
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "backend": "localcloud (moto server, REST API over HTTP, MQTT broker)",
-        "ingestion": {"clinical": clinical, "devices": devices, **result},
+        "ingestion": {"clinical": clinical, "standards": standards, "devices": devices, **result},
         "data_processing": processing,
         "model_lifecycle": lifecycle,
         "monitoring": monitoring,
@@ -740,6 +823,7 @@ def main() -> int:
     say(f"\nsummary: {ARTIFACTS / 'summary.json'} ({summary['seconds']} s)")
     checks = {
         **result["checks"],
+        **standards["checks"],
         **processing["checks"],
         **lifecycle["checks"],
         **monitoring["checks"],

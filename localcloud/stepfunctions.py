@@ -595,6 +595,17 @@ def _send_task_failure(self: StepFunctionResponse) -> ActionResult:
     return EmptyResult()
 
 
+_EVAL_LOG = logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component")
+
+
+def _absent_path_in_choice(record: logging.LogRecord) -> bool:
+    """moto logs an ERROR for every Choice rule whose `IsPresent` path is absent (the VPC choices:
+    TrainingNetwork, ModelNetwork), although that is the rule's answer, not a failure. A missing
+    path anywhere else fails the execution, where it is seen."""
+    message = record.getMessage()
+    return not ("Exception=NoSuchJsonPathError" in message and "StringJsonPath" in message)
+
+
 def install() -> None:
     """Patch moto's Step Functions interpreter and register the provisioner (idempotent, process-wide)."""
     StepFunctionsParserBackend.start_execution = _start_execution  # type: ignore[method-assign]
@@ -608,6 +619,7 @@ def install() -> None:
     for service, name in AWS_SDK_ERROR_SERVICE_NAMES.items():
         state_task_service_aws_sdk._SERVICE_ERROR_NAMES.setdefault(service, name)
     _install_extract_json()
+    _EVAL_LOG.addFilter(_absent_path_in_choice)
     register_provisioner("AWS::StepFunctions::StateMachine", state_machine)
     # moto warns on every IsTimestamp comparison that the operator is "not fully supported"; it
     # evaluates ISO 8601 timestamps as AWS does (tests/glue/test_data_processing_end_to_end.py

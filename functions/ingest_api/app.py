@@ -1,5 +1,5 @@
-"""Ingestion API (API Gateway REST, IAM auth): POST /records, device bindings, erasure requests
-(GDPR), GET /openapi.json.
+"""Ingestion API (API Gateway REST, IAM auth): POST /records, POST /phenopackets (GA4GH Phenopacket
+v2), POST /fhir/bundles (FHIR R4), device bindings, erasure requests (GDPR), GET /openapi.json.
 
 Thin handler: read the HTTP request, call the domain function (made idempotent with Powertools and
 DynamoDB), map domain errors to HTTP responses. The domain lives in the shared layer (dxops).
@@ -14,28 +14,34 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
-from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dxops.adapters.clients import API_REQUEST, api_client
 from dxops.adapters.dynamodb import DynamoDbDeviceBindings
+from dxops.adapters.idempotent_ingestion import idempotent_ingestion, ingestion_idempotency
 from dxops.adapters.s3 import S3ErasureAuditLog, S3ObjectStore
 from dxops.adapters.secrets import SecretsManagerKeyProvider
 from dxops.adapters.stepfunctions import StepFunctionsErasureRuns
-from dxops.api.openapi import attach_request_body, published_document
+from dxops.api.openapi import (
+    FHIR_BUNDLE_BODY,
+    PHENOPACKET_BODY,
+    attach_request_body,
+    attach_request_schema,
+    published_document,
+)
 from dxops.api.responses import error_body
 from dxops.api.rest import (
+    SourceQuery,
     body_bytes,
     caller,
     install_error_handlers,
@@ -45,11 +51,10 @@ from dxops.api.rest import (
     request_id,
 )
 from dxops.domain.clinical_ingestion import (
+    DocumentFormat,
     IngestLimits,
-    IngestRequest,
     IngestResult,
     NothingAccepted,
-    ingest_clinical_records,
     parse_ingest_body,
 )
 from dxops.domain.device_binding import bind_device, unbind_device
@@ -67,12 +72,9 @@ device_bindings = DynamoDbDeviceBindings(settings.device_bindings_table, api_cli
 erasures = StepFunctionsErasureRuns(settings.erasure_state_machine_arn)
 erasure_audit = S3ErasureAuditLog(settings.audit_bucket)
 limits = IngestLimits(max_items=settings.max_batch_items, max_body_bytes=settings.max_body_bytes)
-idempotency_config = IdempotencyConfig(
-    event_key_jmespath="idempotency_key",
-    payload_validation_jmespath="payload_sha256",
-    expires_after_seconds=settings.idempotency_expiry_seconds,
-)
+idempotency_config = ingestion_idempotency(settings.idempotency_expiry_seconds)
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto_config=API_REQUEST)
+ingest = idempotent_ingestion(persistence, idempotency_config, store=store, keys=keys)
 RETRY_AFTER_SECONDS = 5
 app = APIGatewayRestResolver(enable_validation=True)
 install_error_handlers(app, metrics, retry_after_seconds=RETRY_AFTER_SECONDS)
@@ -88,16 +90,15 @@ DeviceIdPath = Annotated[
     ),
 ]
 ErasureRequestIdPath = Annotated[str, Path(pattern=REQUEST_ID_PATTERN, description="er- and 32 hexadecimal digits")]
-
-
-@idempotent_function(
-    data_keyword_argument="request",
-    persistence_store=persistence,
-    config=idempotency_config,
-    output_serializer=PydanticSerializer(IngestResult),
-)
-def ingest(request: IngestRequest) -> IngestResult:
-    return ingest_clinical_records(request, store=store, keys=keys)
+INGEST_RESPONSES: dict[int, OpenAPIResponse] = {
+    202: {"description": "Accepted (some records may be rejected: see errors)"},
+    400: {"description": "Malformed JSON or body shape"},
+    401: {"description": "Unsigned request"},
+    409: {"description": "The same request is being processed"},
+    413: {"description": "Body or batch too large"},
+    422: {"description": "No record was valid, or an Idempotency-Key was reused with another body"},
+    503: {"description": "A dependency is unavailable; retry after Retry-After seconds"},
+}
 
 
 @app.post(
@@ -110,25 +111,63 @@ def ingest(request: IngestRequest) -> IngestResult:
         "for a batch) stores nothing twice."
     ),
     enable_validation=False,  # per-record validation in the domain: one bad record must not sink a batch
-    responses={
-        202: {"description": "Accepted (some records may be rejected: see errors)"},
-        400: {"description": "Malformed JSON or body shape"},
-        401: {"description": "Unsigned request"},
-        409: {"description": "The same request is being processed"},
-        413: {"description": "Body or batch too large"},
-        422: {"description": "No record was valid, or an Idempotency-Key was reused with another body"},
-        503: {"description": "A dependency is unavailable; retry after Retry-After seconds"},
-    },
+    responses=INGEST_RESPONSES,
     tags=["ingestion"],
 )
 def post_records() -> Response[Any]:
+    return _ingest_body("clinical-record", source=None)
+
+
+@app.post(
+    "/phenopackets",
+    summary="Ingest GA4GH Phenopacket v2 documents: one, an array, or a Cohort",
+    description=(
+        f"Up to {settings.max_batch_items} phenopackets and {settings.max_body_bytes} bytes. Each is mapped to a "
+        "ClinicalRecord (docs/interop-phenopackets.md), then validated, pseudonymised and stored as POST /records "
+        "does; mapping_notes report every part that was not mapped and why. A document that is not a valid "
+        "Phenopacket v2 is rejected with its reasons and quarantined. Idempotent as POST /records (Idempotency-Key)."
+    ),
+    responses=INGEST_RESPONSES,
+    tags=["ingestion"],
+)
+def post_phenopackets(source: SourceQuery) -> Response[Any]:
+    return _ingest_body("phenopacket", source=source)
+
+
+@app.post(
+    "/fhir/bundles",
+    summary="Ingest FHIR R4 Bundles (Patient, Encounter, Condition, Observation): one record per Encounter",
+    description=(
+        f"Up to {settings.max_batch_items} Bundles and {settings.max_body_bytes} bytes (application/fhir+json). "
+        "Each Encounter becomes a ClinicalRecord (docs/interop-fhir.md), validated, pseudonymised and stored as "
+        "POST /records does; mapping_notes report every resource or element that was not mapped and why. An "
+        "invalid Bundle is rejected with its reasons and quarantined. Idempotent as POST /records."
+    ),
+    responses=INGEST_RESPONSES,
+    tags=["ingestion"],
+)
+def post_fhir_bundles(source: SourceQuery) -> Response[Any]:
+    return _ingest_body("fhir-bundle", source=source)
+
+
+def _ingest_body(document_format: DocumentFormat, source: str | None) -> Response[Any]:
     principal = caller(app)
     body = body_bytes(app)
     metrics.add_metric(name="RequestBytes", unit=MetricUnit.Bytes, value=len(body))
-    request = parse_ingest_body(body, app.current_event.headers.get("idempotency-key"), limits, caller=principal)
-    logger.debug("request parsed", extra={"items": len(request.items), "key_kind": request.key_kind})
+    request = parse_ingest_body(
+        body,
+        app.current_event.headers.get("idempotency-key"),
+        limits,
+        caller=principal,
+        document_format=document_format,
+        source=source,
+    )
+    logger.debug(
+        "request parsed",
+        extra={"items": len(request.items), "key_kind": request.key_kind, "format": document_format},
+    )
     try:
-        result = ingest(request=request)
+        result = ingest(request)
     except NothingAccepted as refused:
         _record(refused.result)
         body_out = {"error": "validation_failed", "message": "no record was valid", **refused.result.model_dump()}
@@ -141,9 +180,19 @@ def _record(result: IngestResult) -> None:
     metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=result.received)
     metrics.add_metric(name="RecordsAccepted", unit=MetricUnit.Count, value=result.accepted)
     metrics.add_metric(name="RecordsRejected", unit=MetricUnit.Count, value=result.rejected)
+    unmapped = sum(len(report.notes) for report in result.mapping_notes)
+    if result.documents is not None:
+        metrics.add_metric(name="DocumentsReceived", unit=MetricUnit.Count, value=result.documents)
+        metrics.add_metric(name="DocumentPartsNotMapped", unit=MetricUnit.Count, value=unmapped)
     logger.info(
         "records ingested",
-        extra={"batch_id": result.batch_id, "accepted": result.accepted, "rejected": result.rejected},
+        extra={
+            "batch_id": result.batch_id,
+            "accepted": result.accepted,
+            "rejected": result.rejected,
+            "documents": result.documents,
+            "parts_not_mapped": unmapped,
+        },
     )
 
 
@@ -223,6 +272,8 @@ def openapi_document() -> dict[str, Any]:
         retry_after=("409", "503"),  # 409: the same request is in progress
     )
     attach_request_body(document, "/records", "post", ClinicalRecord | list[ClinicalRecord])
+    attach_request_schema(document, "/phenopackets", "post", PHENOPACKET_BODY)
+    attach_request_schema(document, "/fhir/bundles", "post", FHIR_BUNDLE_BODY, media_types=("application/fhir+json",))
     return document
 
 

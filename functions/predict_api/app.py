@@ -1,4 +1,5 @@
-"""Prediction API (API Gateway REST, IAM auth): POST /predict, POST /diagnoses (late labels).
+"""Prediction API (API Gateway REST, IAM auth): POST /predict, POST /fhir/predict (a FHIR R4 Bundle in,
+FHIR RiskAssessments out, for EHRs), POST /diagnoses (late labels).
 
 Thin handler: read the HTTP request, call the domain function, map domain errors to HTTP
 responses. Records are pseudonymised and reduced to what the model reads before they reach the
@@ -8,6 +9,8 @@ runs here: the function only calls the endpoint.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from http import HTTPStatus
 from typing import Any
 
@@ -19,9 +22,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dxops.adapters.monitoring_store import S3MonitoringStore
 from dxops.adapters.sagemaker_runtime import SageMakerEndpoint
 from dxops.adapters.secrets import SecretsManagerKeyProvider
-from dxops.api.openapi import attach_request_body
+from dxops.api.openapi import FHIR_BUNDLE_SCHEMA, attach_request_body, attach_request_schema
 from dxops.api.responses import error_body
 from dxops.api.rest import (
+    SourceQuery,
     body_bytes,
     caller,
     install_error_handlers,
@@ -35,8 +39,10 @@ from dxops.domain.prediction import (
     InvalidRequest,
     ModelRefused,
     PredictLimits,
+    PredictOutcome,
     ServedStatistics,
     parse_diagnoses_body,
+    parse_fhir_predict_body,
     parse_predict_body,
     predict,
     record_diagnoses,
@@ -47,6 +53,7 @@ from dxops.schemas.clinical import ClinicalRecord
 from dxops.schemas.prediction import DiagnosesAccepted, DiagnosesRequest, PredictRequest, PredictResponse
 from dxops.settings import PredictApiSettings, load_settings
 
+FHIR_JSON = "application/fhir+json"
 settings = load_settings(PredictApiSettings)
 endpoint = SageMakerEndpoint(settings.endpoint_name, settings.endpoint_read_timeout_seconds)
 store = S3MonitoringStore(settings.monitoring_bucket)
@@ -105,6 +112,12 @@ def post_predict() -> Response[Any]:
     caller(app)
     prediction_request_id = _request_id()
     request = parse_predict_body(body_bytes(app), limits)
+    outcome = _serve(request, prediction_request_id)
+    return json_response(HTTPStatus.OK, outcome.response.model_dump(mode="json"))
+
+
+def _serve(request: PredictRequest, prediction_request_id: str) -> PredictOutcome:
+    """Ask the endpoint for the records' predictions, with the metrics and the log line of a request."""
     logger.debug("request parsed", extra={"records": len(request.records), "top_k": request.top_k})
     metrics.add_metric(name="RecordsPerRequest", unit=MetricUnit.Count, value=len(request.records))
     outcome = predict(request, request_id=prediction_request_id, endpoint=endpoint, store=store, keys=keys)
@@ -130,7 +143,41 @@ def post_predict() -> Response[Any]:
             "endpoint_ms": round(outcome.endpoint_ms, 1),
         },
     )
-    return json_response(HTTPStatus.OK, outcome.response.model_dump(mode="json"))
+    return outcome
+
+
+@app.post(
+    "/fhir/predict",
+    summary="Predict from a FHIR R4 Bundle; answer a FHIR Bundle of RiskAssessments (one per Encounter)",
+    description=(
+        "The body is a FHIR R4 Bundle as POST /fhir/bundles takes it (Patient, Encounter, Condition, Observation; "
+        "docs/interop-fhir.md): each Encounter is one record, validated, pseudonymised and reduced to what the "
+        "model reads, as POST /predict does. The answer is a Bundle (collection) of RiskAssessments: subject is the "
+        "Bundle's own reference to the patient, basis its Encounter, each prediction an outcome coded in ICD-10, "
+        "Orphanet or OMIM "
+        "with its calibrated probability. Nothing of the Bundle is stored but what POST /predict stores."
+    ),
+    responses={
+        200: {
+            "description": "One RiskAssessment per Encounter (application/fhir+json)",
+            "content": {FHIR_JSON: {"schema": FHIR_BUNDLE_SCHEMA}},
+        },
+        **_errors(400, 401, 413, 422, 503),
+    },
+    tags=["prediction"],
+)
+def post_fhir_predict(source: SourceQuery) -> Response[Any]:
+    caller(app)
+    prediction_request_id = _request_id()
+    parsed = parse_fhir_predict_body(body_bytes(app), limits, source)
+    metrics.add_metric(name="FhirBundlePartsNotMapped", unit=MetricUnit.Count, value=parsed.notes)
+    outcome = _serve(parsed.request, prediction_request_id)
+    from dxops.interop.fhir import risk_assessment_bundle  # noqa: PLC0415 (the FHIR models: this route only)
+
+    bundle = risk_assessment_bundle(
+        outcome.response, parsed.subjects, occurrence=dt.datetime.now(dt.UTC), basis=parsed.basis
+    )
+    return Response(status_code=HTTPStatus.OK, content_type=FHIR_JSON, body=json.dumps(bundle))
 
 
 @app.post(
@@ -172,6 +219,7 @@ def openapi_document() -> dict[str, Any]:
     )
     attach_request_body(document, "/predict", "post", ClinicalRecord | PredictRequest)
     attach_request_body(document, "/diagnoses", "post", DiagnosesRequest)
+    attach_request_schema(document, "/fhir/predict", "post", FHIR_BUNDLE_SCHEMA, media_types=(FHIR_JSON,))
     return document
 
 

@@ -28,6 +28,7 @@ from dxops.settings import (
     EraseRawObjectsSettings,
     IngestApiSettings,
     IngestDeviceSettings,
+    IngestInboxSettings,
     ModelsApiSettings,
     MonitoringSettings,
     PredictApiSettings,
@@ -100,6 +101,7 @@ BROAD_MANAGED_POLICY = re.compile(r"(?i)(AdministratorAccess|PowerUserAccess|Ful
 SETTINGS_MODELS = {
     "IngestApiFunction": IngestApiSettings,
     "IngestDeviceFunction": IngestDeviceSettings,
+    "IngestInboxFunction": IngestInboxSettings,
     "DatasetTriggerFunction": DatasetTriggerSettings,
     "PrepareDatasetRunFunction": DatasetPipelineSettings,
     "EvaluateDatasetQualityFunction": DatasetPipelineSettings,
@@ -287,20 +289,26 @@ def test_raw_bucket_is_versioned_private_logged_retained_and_notifies_eventbridg
     assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
 
 
-def test_raw_bucket_lifecycle_expires_quarantine_and_noncurrent_versions_only(
+def test_raw_bucket_lifecycle_expires_quarantine_inbox_and_noncurrent_versions_only(
     resources: dict[str, Any],
 ) -> None:
     rules = resources["RawBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     assert all(rule["Status"] == "Enabled" for rule in rules)
     expiring = [rule for rule in rules if "ExpirationInDays" in rule]
-    # Only quarantined objects expire; accepted raw data is kept.
+    # Only quarantined objects and inbox files left behind (not ingested) expire; raw data is kept.
     assert expiring == [
         {
             "Id": "ExpireQuarantine",
             "Status": "Enabled",
             "Prefix": "quarantine/",
             "ExpirationInDays": {"Ref": "QuarantineRetentionDays"},
-        }
+        },
+        {
+            "Id": "ExpireInbox",
+            "Status": "Enabled",
+            "Prefix": "inbox/",
+            "ExpirationInDays": {"Ref": "InboxRetentionDays"},
+        },
     ]
     noncurrent = [rule for rule in rules if "NoncurrentVersionExpiration" in rule]
     assert len(noncurrent) == 1
@@ -444,6 +452,7 @@ def test_every_log_group_is_encrypted_retained_and_covered_by_the_key_policy(res
         "IngestApiExecutionLogGroup",
         "IngestApiLogGroup",
         "IngestDeviceLogGroup",
+        "IngestInboxLogGroup",
         "DatasetTriggerLogGroup",
         "PrepareDatasetRunLogGroup",
         "EvaluateDatasetQualityLogGroup",
@@ -573,6 +582,7 @@ UNSCOPABLE_ACTIONS: dict[str, str] = {
 EXPECTED_ROLES = {
     "IngestApiFunctionRole",
     "IngestDeviceFunctionRole",
+    "IngestInboxFunctionRole",
     "IotRuleRole",
     "DatasetTriggerFunctionRole",
     "PrepareDatasetRunFunctionRole",
@@ -785,6 +795,14 @@ def test_s3_writes_are_scoped_to_each_writers_prefixes(resources: dict[str, Any]
         "<RawBucket.Arn>/quarantine/device/*",
     }
     assert _actions_on(resources["IotRuleRole"], "s3:PutObject") == {"<RawBucket.Arn>/quarantine/device/*"}
+    assert _actions_on(resources["IngestInboxFunctionRole"], "s3:PutObject") == {
+        "<RawBucket.Arn>/raw/clinical/*",
+        "<RawBucket.Arn>/quarantine/clinical/*",
+        "<RawBucket.Arn>/reports/inbox/*",
+    }
+    # the inbox function reads (and deletes) the inbox only: not the raw zone
+    assert _actions_on(resources["IngestInboxFunctionRole"], "s3:GetObject") == {"<RawBucket.Arn>/inbox/*"}
+    assert _actions_on(resources["IngestInboxFunctionRole"], "s3:DeleteObjectVersion") == {"<RawBucket.Arn>/inbox/*"}
     for role in ("IngestApiFunctionRole", "IngestDeviceFunctionRole", "IotRuleRole"):
         assert not any(r.startswith("<RawBucket") for r in _actions_on(resources[role], "s3:GetObject")), (
             "no writer reads the raw zone"
@@ -827,6 +845,9 @@ def test_every_api_method_requires_iam_and_uses_no_caller_credentials(resources:
     methods = {(path, verb): op for path, ops in paths.items() for verb, op in ops.items()}
     assert set(methods) == {
         ("/records", "post"),
+        ("/phenopackets", "post"),
+        ("/fhir/bundles", "post"),
+        ("/fhir/predict", "post"),
         ("/openapi.json", "get"),
         ("/devices/{device_id}/binding", "put"),
         ("/devices/{device_id}/binding", "delete"),
@@ -1442,7 +1463,8 @@ def test_every_bucket_queue_and_topic_refuses_requests_without_tls(
 # The expiry rules of each bucket's current objects: prefix (None: the whole bucket) -> days.
 EXPIRY = {
     "AccessLogsBucket": {None: {"Ref": "LogRetentionDays"}},
-    "RawBucket": {"quarantine/": {"Ref": "QuarantineRetentionDays"}},  # accepted raw data is kept
+    # accepted raw data is kept; inbox files are deleted once ingested, and expire if never ingested
+    "RawBucket": {"quarantine/": {"Ref": "QuarantineRetentionDays"}, "inbox/": {"Ref": "InboxRetentionDays"}},
     "CuratedBucket": {"quarantine/": {"Ref": "QuarantineRetentionDays"}},  # dataset versions are kept
     "ArtifactsBucket": {"glue/tmp/": 7},  # code, models and evidence are kept
     "MonitoringBucket": {

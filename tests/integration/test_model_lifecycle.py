@@ -139,6 +139,31 @@ def test_the_approved_version_serves_predictions(cloud: LocalCloud, champion: di
     assert all(0 <= d["probability"] <= 1 for d in prediction["diagnoses"])
 
 
+def test_an_ehr_gets_fhir_risk_assessments(cloud: LocalCloud, champion: dict[str, Any]) -> None:
+    from fhir.resources.R4B.bundle import Bundle
+
+    event = load_event("predict_api/post_fhir_predict.json")
+    sent = json.loads(event["body"])
+    response = cloud.invoke("PredictApiFunction", event)
+
+    assert response["statusCode"] == 200, response["body"]
+    assert response["multiValueHeaders"]["Content-Type"] == ["application/fhir+json"]
+    bundle = Bundle.model_validate_json(response["body"])  # valid FHIR, by the library's models
+    encounters = [e["resource"] for e in sent["entry"] if e["resource"]["resourceType"] == "Encounter"]
+    assert bundle.type == "collection" and len(bundle.entry) == len(encounters)
+    [assessment] = [entry.resource for entry in bundle.entry]
+    assert assessment.get_resource_type() == "RiskAssessment" and assessment.status == "final"
+    assert assessment.subject.reference == encounters[0]["subject"]["reference"]
+    assert assessment.basis[0].reference == f"Encounter/{encounters[0]['id']}"
+    assert assessment.method.coding[0].code == champion["model_version"]
+    outcomes = [p.outcome.coding[0] for p in assessment.prediction]
+    assert outcomes and all(c.system and c.code for c in outcomes)
+    assert all(0 <= p.probabilityDecimal <= 1 for p in assessment.prediction)
+    # the patient's identifiers went to the pseudonymisation only: not into the answer
+    patient = next(e["resource"] for e in sent["entry"] if e["resource"]["resourceType"] == "Patient")
+    assert patient["identifier"][0]["value"] not in response["body"]
+
+
 def test_the_run_is_recorded_with_its_evidence_and_as_an_experiment_trial(
     cloud: LocalCloud, champion: dict[str, Any]
 ) -> None:

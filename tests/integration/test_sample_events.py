@@ -299,6 +299,36 @@ def no_batch_item_failures(cloud: LocalCloud, event: Event, response: Any) -> No
     assert response == {"batchItemFailures": []}
 
 
+INBOX_FILE = [
+    Path(__file__).resolve().parents[2] / "examples" / "phenopackets" / name
+    for name in ("marfan_full.json", "orpha_disease.json", "dob_only_no_sex.json", "invalid_no_subject_id.json")
+]
+
+
+def inbox_file_uploaded(cloud: LocalCloud, event: Event) -> None:
+    """The file the sample's S3 event announces, uploaded; the sample's version id is a placeholder
+    for the one the upload gets (a new version each time)."""
+    message = json.loads(event["Records"][0]["body"])
+    lines = "\n".join(json.dumps(json.loads(path.read_text())) for path in INBOX_FILE)
+    put = boto3.client("s3").put_object(
+        Bucket=cloud.outputs["RawBucketName"], Key=message["detail"]["object"]["key"], Body=lines.encode()
+    )
+    message["detail"]["object"]["version-id"] = put["VersionId"]
+    event["Records"][0]["body"] = json.dumps(message)
+
+
+def inbox_file_ingested(cloud: LocalCloud, event: Event, response: Any) -> None:
+    assert response == {"batchItemFailures": []}
+    key = json.loads(event["Records"][0]["body"])["detail"]["object"]["key"]
+    # The file is gone (it held identifiers in clear); its report says what became of it, without
+    # the file's name (a name may be a patient's).
+    assert bucket_keys(cloud, "RawBucketName", "inbox/") == []
+    [report_key] = bucket_keys(cloud, "RawBucketName", "reports/inbox/")
+    report = read_json(cloud, "RawBucketName", report_key)
+    assert (report["documents"], report["accepted"], report["rejected"]) == (4, 3, 1)
+    assert report_key.endswith(f"/{report['report_id']}.json") and key not in json.dumps(report)
+
+
 def one_processing_run_started(cloud: LocalCloud, event: Event, response: Any) -> None:
     assert response == {"batchItemFailures": []}
     runs = executions(cloud, "DataProcessingStateMachineArn")
@@ -1317,6 +1347,12 @@ EXPECTED = {
     # two raw objects of one trigger window start one run; a quarantine object (misrouted: the
     # EventBridge rule only routes raw/clinical/ and raw/device/) is ignored
     "dataset_trigger/sqs_raw_objects_created.json": Expect(check=one_processing_run_started),
+    # two Phenopackets: both stored as records
+    "ingest_api/post_phenopackets.json": Expect(202, raw=2),
+    # a file of four Phenopackets in the inbox: three stored, one without subject.id quarantined
+    "ingest_inbox/sqs_inbox_file_created.json": Expect(
+        raw=3, quarantined=1, check=inbox_file_ingested, setup=inbox_file_uploaded
+    ),
     "prepare_dataset_run/raw_objects_window.json": Expect(check=run_prepared),
     "evaluate_dataset_quality/evaluate_run.json": Expect(check=quality_passed, setup=run_outputs),
     "publish_dataset_version/publish_version.json": Expect(check=version_published, setup=run_outputs),
@@ -1333,6 +1369,8 @@ EXPECTED = {
     # no model deployed yet: 503 with Retry-After, nothing served or stored
     "predict_api/post_predict.json": Expect(503, check=model_unavailable),
     "predict_api/post_predict_batch.json": Expect(503, check=model_unavailable),
+    # a FHIR Bundle: mapped and validated, then the same 503 (the lifecycle tests get RiskAssessments)
+    "predict_api/post_fhir_predict.json": Expect(503, check=model_unavailable),
     # late labels: pseudonymised and stored once (the same body again is a replay)
     "predict_api/post_diagnoses.json": Expect(202, check=diagnoses_stored),
     "models_api/post_training.json": Expect(202, check=manual_training_started),

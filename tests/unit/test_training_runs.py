@@ -54,6 +54,9 @@ CODE_URI = f"s3://{ARTIFACTS}/training/code/"
 CODE_SHA = hashlib.sha256(b"sourcedir.tar.gz of commit e09fd7e").hexdigest()
 DATA_KEY = "arn:aws:kms:eu-west-1:123456789012:key/5b0c1d2e-3f40-4a5b-8c6d-7e8f90a1b2c3"
 IMAGE = "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5"
+# The dxops images (containers/), pushed to the stack's account: by tag and by digest.
+DXOPS_TRAINING_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dxops-training:e09fd7e"
+DXOPS_INFERENCE_IMAGE = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/dxops-inference@sha256:{'7e8f90a1' * 8}"
 VERSION, OLDER_VERSION = "v20261127T130000Z-0a1b2c3d", "v20261120T130000Z-9f8e7d6c"
 CLASSES = {"ORPHA:558": 120, "ICD10:G40.9": 95, "ICD10:J45": 85}
 CANDIDATE_MODEL, CHAMPION_MODEL = "7d2e9a10-0123456789ab-1c2d3e4f", "3f9c2ab1-0123456789ab-5e6f7a8b"
@@ -658,6 +661,27 @@ def test_the_registered_package_carries_its_lineage() -> None:
     record = account.versions.get(1)
     assert record is not None and record.model_data_url == container["ModelDataUrl"]
     assert record.metrics["macro_f1"] == 0.712 and record.evidence_uri == outcome.evidence_uri
+
+
+@pytest.mark.parametrize(
+    ("inference_image", "served_by"),
+    [
+        ("", DXOPS_TRAINING_IMAGE),  # the template's default: the training image serves as well
+        (DXOPS_INFERENCE_IMAGE, DXOPS_INFERENCE_IMAGE),  # InferenceImageUri (containers/sagemaker, target inference)
+    ],
+)
+def test_the_model_package_runs_the_inference_image_when_one_is_set(inference_image: str, served_by: str) -> None:
+    environment = {"TRAINING_IMAGE_URI": DXOPS_TRAINING_IMAGE, "INFERENCE_IMAGE_URI": inference_image}
+    account = Account(settings=training_settings(**environment))
+    plan = account.prepare()
+
+    account.conclude(plan, comparison())
+
+    (container,) = account.registry.describe(account.registry.arn(1))["InferenceSpecification"]["Containers"]
+    assert container["Image"] == served_by
+    # Training and the comparison run the training image either way.
+    assert plan.training_job["AlgorithmSpecification"]["TrainingImage"] == DXOPS_TRAINING_IMAGE
+    assert plan.comparison_job["AppSpecification"]["ImageUri"] == DXOPS_TRAINING_IMAGE
 
 
 def test_the_model_is_found_where_the_job_says_it_wrote_it() -> None:

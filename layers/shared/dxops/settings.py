@@ -35,6 +35,15 @@ class IngestApiSettings(BaseSettings):
     audit_bucket: str = Field(alias="AUDIT_BUCKET", min_length=3)
 
 
+class IngestInboxSettings(BaseSettings):
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=3)
+    idempotency_expiry_seconds: int = Field(default=86_400, alias="IDEMPOTENCY_EXPIRY_SECONDS", gt=0)
+    max_batch_items: int = Field(default=500, alias="MAX_BATCH_ITEMS", gt=0, le=5000)
+    # A file is read whole into memory (the function has 1 GB; parsing takes ~9x the file's size):
+    # larger drops are split by the sender.
+    max_inbox_object_bytes: int = Field(default=25_000_000, alias="MAX_INBOX_OBJECT_BYTES", gt=0, le=100_000_000)
+
+
 class IngestDeviceSettings(BaseSettings):
     device_bindings_table: str = Field(alias="DEVICE_BINDINGS_TABLE", min_length=3)
 
@@ -181,8 +190,11 @@ class TrainingRunSettings(FunctionSettings, VpcSettings):
     model_package_group: str = Field(alias="MODEL_PACKAGE_GROUP", min_length=1)
     experiment_name: str = Field(alias="EXPERIMENT_NAME", min_length=1)
     data_key_arn: str = Field(alias="DATA_KEY_ARN", min_length=1)
-    # Resolved with the sagemaker SDK at deploy time (tools/deploy_parameters.py), never typed in.
+    # Resolved with the sagemaker SDK at deploy time (tools/deploy_parameters.py), never typed in,
+    # unless make deploy is given the dxops images (docs/containers.md).
     training_image_uri: str = Field(alias="TRAINING_IMAGE_URI", min_length=1)
+    # The model packages' image (dxops-inference); empty: the training image serves.
+    inference_image_uri: str = Field(default="", alias="INFERENCE_IMAGE_URI")
     training_code_uri: str = Field(alias="TRAINING_CODE_URI", pattern=r"^s3://.+/$")
     training_instance_type: str = Field(default="ml.m5.2xlarge", alias="TRAINING_INSTANCE_TYPE")
     training_instance_count: int = Field(default=1, alias="TRAINING_INSTANCE_COUNT", ge=1, le=20)

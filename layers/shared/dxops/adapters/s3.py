@@ -32,6 +32,40 @@ class S3ObjectStore:
         self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
 
 
+class InboxFileGone(Exception):
+    """The inbox file (that version) is no longer there."""
+
+
+class S3Inbox:
+    """The raw bucket's inbox/: files dropped for bulk ingestion, read and then deleted by version."""
+
+    def __init__(self, bucket: str, client: Any | None = None) -> None:
+        self.bucket = bucket
+        self._client = client or boto3.client("s3")
+
+    def read(self, key: str, version: str | None) -> bytes:
+        """The file's bytes; InboxFileGone if it was deleted (ingested already: a redelivered event)."""
+        try:
+            response = (
+                self._client.get_object(Bucket=self.bucket, Key=key, VersionId=version)
+                if version
+                else self._client.get_object(Bucket=self.bucket, Key=key)
+            )
+        except ClientError as error:
+            if _code(error) in (*_MISSING, "NoSuchVersion"):
+                raise InboxFileGone from None
+            raise
+        body: bytes = response["Body"].read()
+        return body
+
+    def delete(self, key: str, version: str | None) -> None:
+        """Delete that version for good (no delete marker keeps it), or the object if unversioned."""
+        if version:
+            self._client.delete_object(Bucket=self.bucket, Key=key, VersionId=version)
+        else:
+            self._client.delete_object(Bucket=self.bucket, Key=key)
+
+
 class S3KeyListing:
     """KeyListing of one bucket (s3:ListBucket)."""
 

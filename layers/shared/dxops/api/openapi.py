@@ -33,10 +33,19 @@ def attach_request_body(document: dict[str, Any], path: str, method: str, shape:
     if isinstance(shape, type) and issubclass(shape, BaseModel):
         components[shape.__name__] = schema
         schema = {"$ref": REF_TEMPLATE.format(model=shape.__name__)}
-    document["paths"][path][method]["requestBody"] = {
-        "required": True,
-        "content": {"application/json": {"schema": schema}},
-    }
+    attach_request_schema(document, path, method, schema)
+
+
+def attach_request_schema(
+    document: dict[str, Any], path: str, method: str, schema: dict[str, Any], media_types: tuple[str, ...] = ()
+) -> None:
+    """Document a JSON schema as the body of one operation (application/json and `media_types`).
+
+    For bodies in a standard's own format (a Phenopacket, a FHIR Bundle), whose schema belongs to
+    the standard: the document names the standard and the routes' responses report what is wrong.
+    """
+    content = {media_type: {"schema": schema} for media_type in ("application/json", *media_types)}
+    document["paths"][path][method]["requestBody"] = {"required": True, "content": content}
 
 
 @cache
@@ -90,3 +99,28 @@ def document_standard_responses(document: dict[str, Any], *, retry_after: tuple[
                     response.setdefault("headers", {})["Retry-After"] = RETRY_AFTER
             for status, description in GATEWAY_RESPONSES.items():
                 responses[status] = {"description": description, "content": gateway}
+
+
+# The standards own their schemas: the documents name them (dxops validates with the standards' libraries).
+PHENOPACKET_BODY: dict[str, Any] = {
+    "description": "A GA4GH Phenopacket v2 (JSON, as protobuf JsonFormat writes it), an array of them, or a "
+    "GA4GH Cohort whose members are phenopackets: https://phenopacket-schema.readthedocs.io/en/latest/",
+    "oneOf": [
+        {"type": "object", "title": "Phenopacket or Cohort"},
+        {"type": "array", "minItems": 1, "items": {"type": "object", "title": "Phenopacket"}},
+    ],
+}
+FHIR_BUNDLE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "FHIR R4 Bundle",
+    "required": ["resourceType"],
+    "properties": {"resourceType": {"const": "Bundle"}, "entry": {"type": "array", "items": {"type": "object"}}},
+}
+FHIR_BUNDLE_BODY: dict[str, Any] = {
+    "description": "A FHIR R4 Bundle (http://hl7.org/fhir/R4/bundle.html) of Patient, Encounter, Condition and "
+    "Observation resources, or an array of Bundles",
+    "oneOf": [
+        FHIR_BUNDLE_SCHEMA,
+        {"type": "array", "minItems": 1, "items": FHIR_BUNDLE_SCHEMA},
+    ],
+}

@@ -13,13 +13,14 @@ import json
 import traceback
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError, UnauthorizedError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import Metrics, MetricUnit
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyInconsistentStateError,
@@ -32,6 +33,18 @@ from dxops.api.responses import error_body
 from dxops.domain.errors import MalformedPayload, PayloadTooLarge
 from dxops.domain.quarantine import FieldError, safe_field_errors
 from dxops.observability import logger
+from dxops.schemas.common import SITE_ID_PATTERN
+
+# Phenopackets and FHIR Bundles don't name the site that sends them; their records take it from here.
+SourceQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=64,
+        pattern=SITE_ID_PATTERN,
+        description="the site the documents come from (the records' source): a-z 0-9 -",
+    ),
+]
 
 
 def caller(app: APIGatewayRestResolver) -> str:

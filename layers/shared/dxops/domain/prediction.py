@@ -159,6 +159,53 @@ def parse_predict_body(body: bytes, limits: PredictLimits) -> PredictRequest:
     return _validated(PredictRequest, document)
 
 
+@dataclass(frozen=True)
+class FhirPredictRequest:
+    """POST /fhir/predict: the records of a FHIR Bundle, and the Bundle's own references to answer in."""
+
+    request: PredictRequest
+    subjects: dict[str, dict[str, Any]]  # record_id -> the Encounter's subject reference
+    basis: dict[str, list[dict[str, Any]]]  # record_id -> [the Encounter's reference]
+    notes: int  # parts of the Bundle not mapped (reported by POST /fhir/bundles; counted here)
+
+
+def parse_fhir_predict_body(body: bytes, limits: PredictLimits, source: str) -> FhirPredictRequest:
+    """A FHIR R4 Bundle, one record per Encounter (dxops.interop.fhir); raises MalformedPayload,
+    PayloadTooLarge or InvalidRequest (paths in the Bundle, or in the record of an Encounter)."""
+    from dxops.interop import DocumentRejected  # noqa: PLC0415 (the FHIR models: only this route needs them)
+    from dxops.interop.fhir import map_bundle  # noqa: PLC0415
+
+    document = _json_document(body)
+    if not isinstance(document, dict):
+        raise MalformedPayload("body must be a FHIR Bundle object")
+    try:
+        mapped = map_bundle(document, source=source)
+    except DocumentRejected as refused:
+        raise InvalidRequest(refused.errors) from None
+    if len(mapped) > limits.max_records:
+        raise PayloadTooLarge(f"{len(mapped)} encounters exceed the limit of {limits.max_records} per request")
+    records, errors = [], []
+    for record in mapped:
+        try:
+            records.append(ClinicalRecord.model_validate(record.record))
+        except ValidationError as exc:
+            errors += [e.model_copy(update={"path": f"{record.origin}: {e.path}"}) for e in field_errors(exc)]
+    if errors:
+        raise InvalidRequest(errors)
+    missing = [r.origin for r in mapped if r.subject is None]
+    if missing:
+        message = "the Encounter has no subject reference to answer for"
+        raise InvalidRequest(
+            [FieldError(path=f"{origin}.subject", message=message, type="missing") for origin in missing]
+        )
+    return FhirPredictRequest(
+        request=PredictRequest(records=records),
+        subjects={r.record["record_id"]: r.subject for r in mapped if r.subject is not None},
+        basis={r.record["record_id"]: [r.encounter] for r in mapped if r.encounter is not None},
+        notes=sum(len(r.notes) for r in mapped),
+    )
+
+
 def parse_diagnoses_body(body: bytes) -> DiagnosesRequest:
     document = _json_document(body)
     if not isinstance(document, dict):

@@ -73,6 +73,9 @@ PREVIOUS_VERSIONS_LISTED = 5
 # The monitor's latest results (monitoring bucket), written by dxops.domain.monitoring: an alarm's evidence.
 MONITORING_SUMMARY_KEY = "monitoring/latest.json"
 HEADLINE_METRICS = ("macro_f1", "rare_recall", "ece", "accuracy", "top3_accuracy")
+# The comparison job's result (ml/compare.py) and the verdict that registers a candidate: ConcludeRun's
+# rule, and the SageMaker Pipeline's condition (tools/sagemaker_pipeline.py).
+COMPARISON_JSON, PASSING_VERDICT = "comparison.json", "pass"
 
 
 class NotEnoughData(DomainError):
@@ -401,6 +404,34 @@ def _comparison_job(  # noqa: PLR0917 (one call site, every argument named there
     return job.request(settings.processing_host)
 
 
+@dataclass(frozen=True)
+class RunJobs:
+    """A run's two SageMaker requests and where the comparison lands."""
+
+    training_job: dict[str, Any]  # CreateTrainingJob
+    comparison_job: dict[str, Any]  # CreateProcessingJob of ml/compare.py
+    comparison_uri: str
+
+
+def run_jobs(
+    job_name: str,
+    *,
+    request: TrainingRequest,
+    dataset: DatasetRef,
+    champion: ChampionRef | None,
+    code: str,
+    settings: TrainingRunSettings,
+) -> RunJobs:
+    """The step configuration of a run, pure: PrepareRun's (the state machine passes the requests
+    through) and the SageMaker Pipeline's (tools/sagemaker_pipeline.py builds its steps from them)."""
+    training_job = _training_job(job_name, request, dataset, code, settings)
+    comparison_uri = f"s3://{settings.artifacts_bucket}/training/runs/{job_name}/comparison/"
+    comparison_job = _comparison_job(
+        f"{job_name}-compare", training_job, dataset, champion, code, comparison_uri, settings
+    )
+    return RunJobs(training_job, comparison_job, comparison_uri)
+
+
 def prepare_training_run(
     request: TrainingRequest,
     *,
@@ -424,18 +455,15 @@ def prepare_training_run(
         else None
     )
     job_name = f"dxops-{settings.dxops_environment}-{now:%Y%m%d%H%M%S}-{_digest(name)}"
-    training_job = _training_job(job_name, request, dataset, code, settings)
-    comparison_uri = f"s3://{settings.artifacts_bucket}/training/runs/{job_name}/comparison/"
+    jobs = run_jobs(job_name, request=request, dataset=dataset, champion=champion, code=code, settings=settings)
     return TrainingPlan(
         run_name=name,
         request=request,
         dataset=dataset,
         champion=champion,
-        training_job=training_job,
-        comparison_job=_comparison_job(
-            f"{job_name}-compare", training_job, dataset, champion, code, comparison_uri, settings
-        ),
-        comparison_uri=comparison_uri,
+        training_job=jobs.training_job,
+        comparison_job=jobs.comparison_job,
+        comparison_uri=jobs.comparison_uri,
         experiment_name=settings.experiment_name,
         prepared_at=now,
     )
@@ -480,7 +508,7 @@ def _previous_versions(versions: ModelVersions) -> list[dict[str, Any]]:
     ]
 
 
-def _package_request(
+def package_request(
     plan: TrainingPlan,
     *,
     model_data_url: str,
@@ -490,7 +518,9 @@ def _package_request(
     evidence_uri: str,
     comparison: dict[str, Any],
     group: str,
+    image: str = "",
 ) -> dict[str, Any]:
+    """image: the model's container image (InferenceImageUri); empty: the training job's."""
     code = plan.training_job["HyperParameters"]["sagemaker_submit_directory"]
     metrics = _headline(comparison.get("candidate"))
     properties = {
@@ -506,6 +536,7 @@ def _package_request(
         "comparison_report_uri": f"{plan.comparison_uri}comparison.md",
         **{f"metric_{key}": _fmt(value) for key, value in metrics.items()},
     }
+    # CreateModelPackage: ConcludeRun's registration, and the SageMaker Pipeline's RegisterModel step.
     return {
         "ModelPackageGroupName": group,
         "ModelPackageDescription": f"{model_version} trained on {plan.dataset.dataset_version} ({plan.request.reason})",
@@ -513,7 +544,7 @@ def _package_request(
         "InferenceSpecification": {
             "Containers": [
                 {
-                    "Image": plan.training_job["AlgorithmSpecification"]["TrainingImage"],
+                    "Image": image or plan.training_job["AlgorithmSpecification"]["TrainingImage"],
                     "ModelDataUrl": model_data_url,
                     "Environment": {"SAGEMAKER_PROGRAM": INFERENCE_ENTRY, "SAGEMAKER_SUBMIT_DIRECTORY": code},
                 }
@@ -523,7 +554,7 @@ def _package_request(
         },
         "ModelMetrics": {
             "ModelQuality": {
-                "Statistics": {"ContentType": "application/json", "S3Uri": f"{plan.comparison_uri}comparison.json"}
+                "Statistics": {"ContentType": "application/json", "S3Uri": f"{plan.comparison_uri}{COMPARISON_JSON}"}
             }
         },
         "CustomerMetadataProperties": properties,
@@ -550,7 +581,7 @@ def conclude_training_run(
     """training_job: DescribeTrainingJob of the finished job (what createTrainingJob.sync returns).
     With `triggers`, the run gives up the training slot: its training and comparison are done, and
     a review that may take days must not keep retraining from starting."""
-    comparison = documents.read(f"{plan.comparison_uri}comparison.json")
+    comparison = documents.read(f"{plan.comparison_uri}{COMPARISON_JSON}")
     if comparison is None:
         raise DomainError("the comparison job wrote no comparison.json")
     if triggers is not None:
@@ -561,7 +592,7 @@ def conclude_training_run(
     )
     model_version = str(comparison["candidate"]["model_version"])
     evidence_uri = f"s3://{settings.artifacts_bucket}/training/runs/{job_name}/evidence.json"
-    passed = comparison.get("verdict") == "pass"
+    passed = comparison.get("verdict") == PASSING_VERDICT
     automatic = (
         passed
         and settings.approval_policy == "auto-if-clearly-better"
@@ -597,7 +628,7 @@ def conclude_training_run(
         artifacts={
             "dataset": plan.dataset.table_uri,
             "model": model_data_url,
-            "comparison": f"{plan.comparison_uri}comparison.json",
+            "comparison": f"{plan.comparison_uri}{COMPARISON_JSON}",
             "evidence": evidence_uri,
         },
     )
@@ -636,7 +667,7 @@ def conclude_training_run(
     # A retry of this step (Lambda errors are retried) must not register the candidate twice.
     registered = versions.registration(job_name)
     package_arn, package_version = registered or registry.register(
-        _package_request(
+        package_request(
             plan,
             model_data_url=model_data_url,
             model_version=model_version,
@@ -645,6 +676,7 @@ def conclude_training_run(
             evidence_uri=evidence_uri,
             comparison=comparison,
             group=settings.model_package_group,
+            image=settings.inference_image_uri,
         )
     )
     versions.record_registration(job_name, package_arn, package_version)

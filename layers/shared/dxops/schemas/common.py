@@ -11,7 +11,8 @@ from dxops.vocab.identifiers import DIRECT_IDENTIFIER_KEYS, FREE_TEXT_KEYS
 from dxops.vocab.measurements import MeasurementName, UcumUnit, check_measurement
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]*$")]
-SiteId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9\-]*$")]
+SITE_ID_PATTERN = r"^[a-z0-9][a-z0-9\-]*$"
+SiteId = Annotated[str, Field(min_length=1, max_length=64, pattern=SITE_ID_PATTERN)]
 PatientIdentifier = Annotated[
     SecretStr,
     Field(
