@@ -153,7 +153,7 @@ def _serve(request: PredictRequest, prediction_request_id: str) -> PredictOutcom
         "The body is a FHIR R4 Bundle as POST /fhir/bundles takes it (Patient, Encounter, Condition, Observation; "
         "docs/interop-fhir.md): each Encounter is one record, validated, pseudonymised and reduced to what the "
         "model reads, as POST /predict does. The answer is a Bundle (collection) of RiskAssessments: subject is the "
-        "Bundle's own reference to the patient, basis its Encounter, each prediction an outcome coded in ICD-10, "
+        "Bundle's own reference to the patient, encounter its Encounter, each prediction an outcome coded in ICD-10, "
         "Orphanet or OMIM "
         "with its calibrated probability. Nothing of the Bundle is stored but what POST /predict stores."
     ),
@@ -175,7 +175,7 @@ def post_fhir_predict(source: SourceQuery) -> Response[Any]:
     from dxops.interop.fhir import risk_assessment_bundle  # noqa: PLC0415 (the FHIR models: this route only)
 
     bundle = risk_assessment_bundle(
-        outcome.response, parsed.subjects, occurrence=dt.datetime.now(dt.UTC), basis=parsed.basis
+        outcome.response, parsed.subjects, occurrence=dt.datetime.now(dt.UTC), encounters=parsed.encounters
     )
     return Response(status_code=HTTPStatus.OK, content_type=FHIR_JSON, body=json.dumps(bundle))
 

@@ -111,7 +111,7 @@ def test_an_inbox_file_is_ingested_reported_and_deleted(cloud: LocalCloud) -> No
     stored, quarantined = stored_lines(cloud, "raw/clinical/"), stored_lines(cloud, "quarantine/clinical/")
     assert (len(stored), len(quarantined)) == (len(documents), 1)
     assert {line["source"] for line in stored} == {"site-b"}
-    assert quarantined[0]["errors"][0]["message"] == f"line {len(documents) + 1} is not valid JSON"
+    assert quarantined[0]["errors"][0]["message"] == f"line {len(documents) + 1} is not valid JSON at column 2"
     # the file is deleted for good (every version): it held the patients' identifiers in clear
     assert s3.list_object_versions(Bucket=bucket, Prefix="inbox/").get("Versions", []) == []
     [report_key] = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="reports/inbox/")["Contents"]]

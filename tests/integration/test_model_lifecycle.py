@@ -154,7 +154,7 @@ def test_an_ehr_gets_fhir_risk_assessments(cloud: LocalCloud, champion: dict[str
     [assessment] = [entry.resource for entry in bundle.entry]
     assert assessment.get_resource_type() == "RiskAssessment" and assessment.status == "final"
     assert assessment.subject.reference == encounters[0]["subject"]["reference"]
-    assert assessment.basis[0].reference == f"Encounter/{encounters[0]['id']}"
+    assert assessment.encounter.reference == f"Encounter/{encounters[0]['id']}"
     assert assessment.method.coding[0].code == champion["model_version"]
     outcomes = [p.outcome.coding[0] for p in assessment.prediction]
     assert outcomes and all(c.system and c.code for c in outcomes)

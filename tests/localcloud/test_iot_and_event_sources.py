@@ -26,9 +26,11 @@ def test_template_rule_and_mapping_are_found(cloud: LocalCloud) -> None:
     assert name == "dxops_dev_device_readings"
     assert "topic(3) AS device_id" in payload["Sql"] and "encode(*, 'base64') AS payload" in payload["Sql"]
     mappings = {m.function: m for m in sqs_mappings(cloud)}
-    assert set(mappings) == {"IngestDeviceFunction", "DatasetTriggerFunction"}
+    assert set(mappings) == {"IngestDeviceFunction", "DatasetTriggerFunction", "IngestInboxFunction"}
     mapping = mappings["IngestDeviceFunction"]
     assert (mapping.function, mapping.batch_size, mapping.reports_item_failures) == ("IngestDeviceFunction", 1000, True)
+    inbox = mappings["IngestInboxFunction"]
+    assert (inbox.batch_size, inbox.reports_item_failures) == (1, True)  # one file per invocation
 
 
 def test_rule_output_reaches_the_function_through_the_queue(cloud: LocalCloud) -> None:

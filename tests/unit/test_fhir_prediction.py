@@ -43,12 +43,16 @@ def test_a_bundle_is_predicted_and_answered_as_risk_assessments_of_its_own_patie
     outcome = predict(
         parsed.request, request_id="req-0001", endpoint=FakeDiagnosisEndpoint(), store=store, keys=StaticKeyProvider()
     )
-    answer = risk_assessment_bundle(outcome.response, parsed.subjects, occurrence=NOW, basis=parsed.basis)
+    answer = risk_assessment_bundle(outcome.response, parsed.subjects, occurrence=NOW, encounters=parsed.encounters)
     validated = Bundle.model_validate_json(json.dumps(answer))
     assessments = [entry.resource for entry in validated.entry]
     assert [a.get_resource_type() for a in assessments] == ["RiskAssessment"] * len(encounters)
     # each answer names the patient and the encounter as the Bundle did
     assert [a.subject.reference for a in assessments] == [e["subject"]["reference"] for e in encounters]
+    full_urls = [e["fullUrl"] for e in sent["entry"] if e["resource"]["resourceType"] == "Encounter"]
+    assert [a.encounter.reference for a in assessments] == [
+        f"Encounter/{e['id']}" if "id" in e else url for e, url in zip(encounters, full_urls, strict=True)
+    ]
     for assessment, prediction in zip(assessments, outcome.response.predictions, strict=True):
         expected = [(d.code.split(":")[1], d.probability) for d in prediction.diagnoses]
         ranked = [p for p in assessment.prediction if p.extension[0].valueCode == "ranked"]

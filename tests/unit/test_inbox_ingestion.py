@@ -146,9 +146,9 @@ def test_an_ndjson_file_is_ingested_in_idempotent_chunks_and_bad_lines_are_rejec
     # 5 documents (the blank line is no document) in chunks of LIMITS.max_items = 3
     assert [len(r.items) for r in requests] == [3, 2]
     assert (report.documents, report.received, report.accepted, report.rejected) == (5, 5, 3, 2)
-    assert requests[0].unreadable == {1: "line 2 is not valid JSON"}
-    not_a_phenopacket = "a line must be a Phenopacket or Cohort object or a non-empty array of phenopackets"
-    assert requests[1].unreadable == {1: f"line 6: {not_a_phenopacket}"}
+    assert requests[0].unreadable == {1: "line 2 is not valid JSON at column 2"}
+    not_a_phenopacket = "must be a Phenopacket or Cohort object or a non-empty array of phenopackets"
+    assert requests[1].unreadable == {1: f"line 6 {not_a_phenopacket}"}
     assert len(lines(store, "raw/clinical/")) == 3 and len(lines(store, "quarantine/clinical/")) == 2
     # A redelivered event makes the same requests: the idempotency layer answers them from its record.
     _, again = _ingest_file(InMemoryObjectStore(), "inbox/phenopackets/site-a/cases.ndjson", text.encode())

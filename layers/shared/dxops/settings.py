@@ -25,20 +25,22 @@ class BaseSettings(BaseModel):
     pseudonym_key_max_age_seconds: int = Field(default=300, alias="PSEUDONYM_KEY_MAX_AGE_SECONDS", ge=0)
 
 
-class IngestApiSettings(BaseSettings):
+class IngestionSettings(BaseSettings):
+    """What the functions that ingest records share: idempotent requests of at most max_batch_items."""
+
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=3)
-    device_bindings_table: str = Field(alias="DEVICE_BINDINGS_TABLE", min_length=3)
     idempotency_expiry_seconds: int = Field(default=86_400, alias="IDEMPOTENCY_EXPIRY_SECONDS", gt=0)
     max_batch_items: int = Field(default=500, alias="MAX_BATCH_ITEMS", gt=0, le=5000)
+
+
+class IngestApiSettings(IngestionSettings):
+    device_bindings_table: str = Field(alias="DEVICE_BINDINGS_TABLE", min_length=3)
     max_body_bytes: int = Field(default=1_048_576, alias="MAX_BODY_BYTES", gt=0, le=5_000_000)
     erasure_state_machine_arn: str = Field(alias="ERASURE_STATE_MACHINE_ARN", min_length=1)
     audit_bucket: str = Field(alias="AUDIT_BUCKET", min_length=3)
 
 
-class IngestInboxSettings(BaseSettings):
-    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", min_length=3)
-    idempotency_expiry_seconds: int = Field(default=86_400, alias="IDEMPOTENCY_EXPIRY_SECONDS", gt=0)
-    max_batch_items: int = Field(default=500, alias="MAX_BATCH_ITEMS", gt=0, le=5000)
+class IngestInboxSettings(IngestionSettings):
     # A file is read whole into memory (the function has 1 GB; parsing takes ~9x the file's size):
     # larger drops are split by the sender.
     max_inbox_object_bytes: int = Field(default=25_000_000, alias="MAX_INBOX_OBJECT_BYTES", gt=0, le=100_000_000)

@@ -92,7 +92,9 @@ def test_full_encounter_bundle() -> None:
     assert {k: record[k] for k in ("record_id", "source", "patient_id", "encounter_date", "sex", "birth_year")} == {
         "record_id": "enc-2024-0001",
         "source": SOURCE,
-        "patient_id": "P-20931",  # the official identifier, not the first (usual) one
+        # the official identifier, not the first (usual) one, with its system (an MRN and another number
+        # with the same digits are two patients)
+        "patient_id": "http://ehr.example.org/fhir/sid/patient|P-20931",
         "encounter_date": "2024-03-14",
         "sex": "female",
         "birth_year": 2012,
@@ -136,7 +138,10 @@ def test_two_encounters_two_patients_and_urn_uuid_references() -> None:
     assert first.record["record_id"] == "enc-a"
     # no Encounter.id: its urn:uuid fullUrl (never its identifier: a visit number identifies the patient)
     assert second.record["record_id"] == "9a7e0c55-1d2b-4e8f-8a1c-0e9d8c7b6a02"
-    assert (first.record["patient_id"], second.record["patient_id"]) == ("P-48807", "pat-sibling")
+    assert (first.record["patient_id"], second.record["patient_id"]) == (
+        "http://clinic.example.org/sid/patient|P-48807",
+        "pat-sibling",  # no identifier: Patient.id
+    )
     assert (first.record["sex"], second.record["sex"]) == ("male", "other")
     assert (first.record["birth_year"], second.record["birth_year"]) == (2015, 2009)  # "2009-01": its year
     assert (first.record["encounter_date"], second.record["encounter_date"]) == ("2023-06-01", "2023-06-02")
@@ -517,3 +522,47 @@ def test_code_system_table_is_shared_both_ways() -> None:
             }
     with pytest.raises(ValueError, match="not a dxops disease code"):
         outcome_concept("SNOMED:123")
+
+
+def test_a_transaction_bundle_refers_to_its_patient_by_identifier() -> None:
+    # As EHRs POST transactions: entries without ids (urn:uuid fullUrls), the Patient referred to by a
+    # conditional reference, or by a logical reference (Reference.identifier).
+    system, value = "http://hospital.example.org/mrn", "MRN-7781"
+    patient = {"resourceType": "Patient", "identifier": [{"system": system, "value": value}], "gender": "male"}
+
+    def transaction(subject: dict[str, Any]) -> dict[str, Any]:
+        encounter = {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": subject,
+            "period": {"start": "2025-02-03"},
+        }
+        return {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "fullUrl": "urn:uuid:0b7d3c52-9d1e-4a55-8f0e-1c2d3e4f5a60",
+                    "resource": patient,
+                    "request": {"method": "PUT", "url": f"Patient?identifier={system}|{value}"},
+                },
+                {
+                    "fullUrl": "urn:uuid:6a1f9e20-3b4c-4d5e-8f60-718293a4b5c6",
+                    "resource": encounter,
+                    "request": {"method": "POST", "url": "Encounter"},
+                },
+            ],
+        }
+
+    for subject in (
+        {"reference": f"Patient?identifier={system}|{value}"},
+        {"identifier": {"system": system, "value": value}},
+    ):
+        [record] = map_bundle(transaction(subject), source=SOURCE)
+        assert record.record["patient_id"] == f"{system}|{value}"
+        assert record.record["record_id"] == "6a1f9e20-3b4c-4d5e-8f60-718293a4b5c6"  # no id: its urn:uuid
+        assert record.subject == subject and record.encounter == {
+            "reference": "urn:uuid:6a1f9e20-3b4c-4d5e-8f60-718293a4b5c6"
+        }
+        ClinicalRecord.model_validate(record.record)

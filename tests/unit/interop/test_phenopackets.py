@@ -168,7 +168,7 @@ def test_orpha_diseases() -> None:
     assert record["diagnosis"] == {"code": "ORPHA:98896", "status": "confirmed"}  # ORPHANET:98896
     assert record["history"] == ["ORPHA:262"]  # Orphanet:262, the second disease
     assert record["sex"] == "male"
-    assert record["age_years"] == round(14 / 365.25, 4)  # P2W
+    assert record["age_years"] == round(14 / 365.25, 2)  # P2W (2 decimals under 2 years)
     assert record["encounter_date"] == "2022-07-19"
     assert phenotype_map(result) == {"HP:0003202": ("observed", 0.0)}  # Neonatal onset
     assert note_paths(result) == {
@@ -199,7 +199,7 @@ def test_cohort_members() -> None:
         "source": SOURCE,
         "encounter_date": "2021-09-02",
         "sex": "other",
-        "age_years": round(5 / 365.25, 4),  # P5D
+        "age_years": round(5 / 365.25, 2),  # P5D (2 decimals under 2 years)
         "phenotypes": [{"hpo_id": "HP:0001250", "status": "excluded"}],
     }
     assert first.notes == second.notes == []
@@ -388,11 +388,12 @@ def test_proto_field_names_and_integer_enums_are_read() -> None:
     ("duration", "years"),
     [
         ("P45Y", 45.0),
-        ("P3Y6M", 3.5),
-        ("P10M", 0.8333),
-        ("P2W", 0.0383),
-        ("P5D", 0.0137),
-        ("P1Y2M3D", round(1 + 2 / 12 + 3 / 365.25, 4)),
+        # whole years from 2 on, 2 decimals below (with the encounter date, finer ages give the birth date away)
+        ("P3Y6M", 3.0),
+        ("P10M", 0.83),
+        ("P2W", 0.04),
+        ("P5D", 0.01),
+        ("P1Y2M3D", round(1 + 2 / 12 + 3 / 365.25, 2)),
         ("P0D", 0.0),
         ("P1.5Y", 1.5),
     ],
@@ -481,12 +482,19 @@ def test_two_solved_interpretations() -> None:
     assert note_paths(result) == {"interpretations[1].diagnosis.disease"}
 
 
-@pytest.mark.parametrize("status", ["IN_PROGRESS", "COMPLETED", "UNSOLVED", "UNKNOWN_PROGRESS"])
-def test_an_unsolved_interpretation_is_suspected_when_nothing_is_confirmed(status: str) -> None:
+@pytest.mark.parametrize("status", ["IN_PROGRESS", "COMPLETED", "UNKNOWN_PROGRESS"])
+def test_an_open_interpretation_is_suspected_when_nothing_is_confirmed(status: str) -> None:
     result = _with_interpretations((status, "ORPHA:98896"), (status, "OMIM:154700"))
     assert result.record["diagnosis"] == {"code": "ORPHA:98896", "status": "suspected"}
     assert "history" not in result.record
     assert note_paths(result) == {"interpretations[1].diagnosis.disease"}
+
+
+def test_an_unsolved_interpretation_is_no_diagnosis() -> None:
+    # UNSOLVED: the case was closed without a diagnosis; its disease was considered, not established
+    result = _with_interpretations(("UNSOLVED", "ORPHA:98896"))
+    assert "diagnosis" not in result.record
+    assert note_paths(result) == {"interpretations[0].diagnosis.disease"}
 
 
 def test_diseases_confirm_over_suspected_interpretations() -> None:
@@ -589,3 +597,15 @@ def test_phenopackets_in() -> None:
     assert phenopackets_in({"members": [], "subject": {"id": "p"}}) == [{"members": [], "subject": {"id": "p"}}]
     assert phenopackets_in("text") == [] and phenopackets_in(None) == []
     assert phenopackets_in([]) == []
+
+
+def test_a_family_is_its_proband_and_relatives_with_the_family_provenance() -> None:
+    proband, relative = example("cohort_two_members")["members"]
+    shared = proband.pop("metaData")
+    relative.pop("metaData", None)
+    family = {"id": "family-1", "proband": proband, "relatives": [relative], "metaData": shared}
+    documents = phenopackets_in(family)
+    assert [d["id"] for d in documents] == [proband["id"], relative["id"]]
+    assert all(d["metaData"] == shared for d in documents)  # members without metaData take the family's
+    for document in documents:
+        ClinicalRecord.model_validate(map_phenopacket(document, source=SOURCE).record)

@@ -102,15 +102,7 @@ def parse_ingest_body(
     """
     if len(body) > limits.max_body_bytes:
         raise PayloadTooLarge(f"body of {len(body)} bytes exceeds the limit of {limits.max_body_bytes} bytes")
-    try:
-        document = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise MalformedPayload(f"body is not valid JSON at line {exc.lineno} column {exc.colno}") from None
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        # not UTF-8, an integer beyond Python's digit limit, nesting too deep to parse
-        raise MalformedPayload("body is not valid JSON (encoding, number size or nesting depth)") from None
-    if _depth_exceeds(document, MAX_JSON_DEPTH):
-        raise MalformedPayload(f"body nests deeper than {MAX_JSON_DEPTH} levels")
+    document = parse_json_document(body)
     items = documents_in(document, document_format)
     if len(items) > limits.max_items:
         raise PayloadTooLarge(
@@ -148,9 +140,10 @@ _SINGULAR: dict[DocumentFormat, str] = {
 }
 
 
-def documents_in(document: Any, document_format: DocumentFormat) -> list[Any]:
-    """The items of a body: one object or a non-empty array of them (a Phenopacket body may also be
-    a GA4GH Cohort, whose members are the phenopackets). Raises MalformedPayload."""
+def documents_in(document: Any, document_format: DocumentFormat, what: str = "body") -> list[Any]:
+    """The items of a body (or of `what`: a line of a file): one object or a non-empty array of them (a
+    Phenopacket body may also be a GA4GH Cohort or Family, whose members are the phenopackets).
+    Raises MalformedPayload."""
     if document_format == "phenopacket":
         from dxops.interop.phenopackets import phenopackets_in  # noqa: PLC0415 (see _candidates)
 
@@ -161,12 +154,28 @@ def documents_in(document: Any, document_format: DocumentFormat) -> list[Any]:
         items = document if isinstance(document, list) else []
     if not items:
         raise MalformedPayload(
-            f"body must be {_SINGULAR[document_format]} or a non-empty array of {_NOUNS[document_format]}"
+            f"{what} must be {_SINGULAR[document_format]} or a non-empty array of {_NOUNS[document_format]}"
         )
     return items
 
 
-MAX_JSON_DEPTH = 32  # a record nests 4 levels; deeper input only costs memory and recursion
+MAX_JSON_DEPTH = 32  # a record nests 4 levels, a FHIR Bundle about 8; deeper input only costs memory
+
+
+def parse_json_document(text: bytes | str, what: str = "body", *, one_line: bool = False) -> Any:
+    """A JSON document (a body, a file, a line of one), or MalformedPayload naming `what` failed
+    (and where: a column of `what` when it is one line of a file)."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"column {exc.colno}" if one_line else f"line {exc.lineno} column {exc.colno}"
+        raise MalformedPayload(f"{what} is not valid JSON at {where}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # not UTF-8, an integer beyond Python's digit limit, nesting too deep to parse
+        raise MalformedPayload(f"{what} is not valid JSON (encoding, number size or nesting depth)") from None
+    if _depth_exceeds(document, MAX_JSON_DEPTH):
+        raise MalformedPayload(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    return document
 
 
 def _depth_exceeds(document: Any, limit: int) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from dxops.domain.clinical_ingestion import (
     IngestResult,
     NothingAccepted,
     documents_in,
-    parse_ingest_body,
+    parse_json_document,
 )
 from dxops.domain.errors import MalformedPayload, PayloadTooLarge
 from dxops.domain.quarantine import FieldError, RejectedItem, write_quarantine
@@ -154,30 +153,26 @@ def ingest_inbox_object(
 
 
 def _read_documents(body: bytes, key: str, document_format: DocumentFormat) -> tuple[list[Any], dict[int, str]]:
-    """The documents of a file, and the positions of lines that are not JSON (with why)."""
+    """The documents of a file, and the positions of lines that are not documents (with why)."""
     if not key.endswith(_LINE_SUFFIXES):
-        # A whole-file JSON document: the API's parser (limits on size apply per chunk, not here).
-        unlimited = IngestLimits(max_items=10**9, max_body_bytes=10**12)
-        return parse_ingest_body(body, None, unlimited, document_format=document_format).items, {}
+        return documents_in(parse_json_document(body, "the file"), document_format, "the file"), {}
     documents: list[Any] = []
     unreadable: dict[int, str] = {}
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise MalformedPayload("file is not UTF-8 text") from None
+        raise MalformedPayload("the file is not UTF-8 text") from None
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        what = f"line {number}"
         try:
-            documents.extend(documents_in(json.loads(line), document_format))
-        except (ValueError, RecursionError):
-            unreadable[len(documents)] = f"line {number} is not valid JSON"
-            documents.append(None)
+            documents.extend(documents_in(parse_json_document(line, what, one_line=True), document_format, what))
         except MalformedPayload as refused:
-            unreadable[len(documents)] = f"line {number}: {str(refused).replace('body', 'a line', 1)}"
+            unreadable[len(documents)] = str(refused)
             documents.append(None)
     if not documents:
-        raise MalformedPayload("file holds no documents")
+        raise MalformedPayload("the file holds no documents")
     return documents, unreadable
 
 

@@ -165,7 +165,7 @@ class FhirPredictRequest:
 
     request: PredictRequest
     subjects: dict[str, dict[str, Any]]  # record_id -> the Encounter's subject reference
-    basis: dict[str, list[dict[str, Any]]]  # record_id -> [the Encounter's reference]
+    encounters: dict[str, dict[str, Any]]  # record_id -> the Encounter's reference
     notes: int  # parts of the Bundle not mapped (reported by POST /fhir/bundles; counted here)
 
 
@@ -201,7 +201,7 @@ def parse_fhir_predict_body(body: bytes, limits: PredictLimits, source: str) -> 
     return FhirPredictRequest(
         request=PredictRequest(records=records),
         subjects={r.record["record_id"]: r.subject for r in mapped if r.subject is not None},
-        basis={r.record["record_id"]: [r.encounter] for r in mapped if r.encounter is not None},
+        encounters={r.record["record_id"]: r.encounter for r in mapped if r.encounter is not None},
         notes=sum(len(r.notes) for r in mapped),
     )
 

@@ -16,8 +16,8 @@ Encounter (one record each)                 one record; Encounter.status entered
 Encounter.id (else its urn:uuid fullUrl)    record_id (never Encounter.identifier: a visit number)
 ``source`` argument                         source
 Encounter.period.start (date part)          encounter_date (a partial date: none, noted)
-Encounter.subject -> Patient                patient_id <- Patient.identifier.value (use official, then
-                                            usual, else the first), else Patient.id
+Encounter.subject -> Patient                patient_id <- Patient.identifier as system|value (use official,
+                                            then usual, else the first), else Patient.id
 Patient.gender                              sex (missing or not male/female/other/unknown: "unknown")
 Patient.birthDate                           birth_year (the year only, never the date)
 Condition, HPO coding                       phenotypes[]: confirmed/no verificationStatus -> observed,
@@ -69,7 +69,8 @@ passed through (reference/type/identifier only: a display is free text); occurre
 the model version (system urn:dxops:model-version); one prediction[] per ranked diagnosis, then one per
 rare candidate, each with outcome (the code in its system, the table CODE_SYSTEMS shared with the
 mapping above), probabilityDecimal and the extension PREDICTION_KIND_URL (valueCode "ranked" or
-"rare-candidate"); basis = references to the record's source resources, when given. The Bundle is a
+"rare-candidate"); encounter = the record's Encounter reference; basis = references to the record's source
+resources, when given. The Bundle is a
 "collection" identified by the request id.
 """
 
@@ -369,14 +370,14 @@ def _pick(concept: CodeableConcept | None, kinds: tuple[str, ...], path: str, wh
 
 
 def _patient_identifier(patient: Patient) -> str | None:
+    """The identifier pseudonymised as patient_id: its system and value ("system|value", as FHIR
+    search writes it), so that an MRN and an insurance number with the same digits stay two patients."""
     identifiers: list[Identifier] = [i for i in patient.identifier or [] if i.value]
-    for use in ("official", "usual"):
-        for identifier in identifiers:
-            if identifier.use == use:
-                return cast(str, identifier.value)
-    if identifiers:
-        return cast(str, identifiers[0].value)
-    return patient.id
+    chosen = next((i for use in ("official", "usual") for i in identifiers if i.use == use), None)
+    chosen = chosen or (identifiers[0] if identifiers else None)
+    if chosen is None:
+        return patient.id
+    return f"{chosen.system}|{chosen.value}" if chosen.system else cast(str, chosen.value)
 
 
 def _scrubbed(message: str, values: Mapping[str, Any]) -> str:
@@ -414,7 +415,8 @@ def _quantity(element: Observation | ObservationComponent, path: str) -> tuple[f
         return "a value with a comparator (<, >...) is not an exact value: not taken"
     if quantity.value is None:
         return "valueQuantity has no value"
-    unit = quantity.code if quantity.system == UCUM_SYSTEM and quantity.code else quantity.unit
+    # The UCUM code when the quantity says it is UCUM; else the human unit; else a bare code.
+    unit = quantity.code if quantity.system == UCUM_SYSTEM and quantity.code else (quantity.unit or quantity.code)
     if not unit:
         return "valueQuantity has no unit"
     return float(quantity.value), unit
@@ -508,9 +510,20 @@ class _BundleMapper:
     # -- references --
 
     def resolve(self, reference: Reference | None, resource_type: str | None = None) -> int | None:
-        target = reference.reference if reference is not None else None
-        if not target:
+        """The entry a reference points at: by fullUrl or Type/id, by a conditional reference
+        (Patient?identifier=system|value, as transaction Bundles write them) or by a logical reference
+        (Reference.identifier) to a resource of the Bundle with that identifier."""
+        if reference is None:
             return None
+        target = reference.reference
+        if not target or "?identifier=" in target:
+            kind, _, token = (target or "").partition("?identifier=")
+            wanted = token or (
+                f"{reference.identifier.system or ''}|{reference.identifier.value}"
+                if reference.identifier is not None and reference.identifier.value
+                else ""
+            )
+            return self._by_identifier(wanted, kind.rsplit("/", 1)[-1] or resource_type) if wanted else None
         target = _strip_history(target)
         position = self.index.get(target)
         if position is None and "/" in target:
@@ -518,6 +531,21 @@ class _BundleMapper:
         if position is None or (resource_type and _type(self.resources[position]) != resource_type):
             return None
         return position
+
+    def _by_identifier(self, token: str, resource_type: str | None) -> int | None:
+        """The one resource of the type with identifier `system|value` (or `value`, any system)."""
+        system, bar, value = token.rpartition("|")
+        found = [
+            position
+            for position, resource in enumerate(self.resources)
+            if resource is not None
+            and (resource_type is None or _type(resource) == resource_type)
+            and any(
+                i.value == value and (not bar or not system or i.system == system)
+                for i in getattr(resource, "identifier", None) or []
+            )
+        ]
+        return found[0] if len(found) == 1 else None
 
     def _records_of(self, patient: int | None) -> list[_Draft]:
         drafts = [d for d in self.drafts.values() if patient is not None and d.patient_entry == patient]
@@ -591,6 +619,9 @@ class _BundleMapper:
         draft = _Draft(position, origin, patient_entry, record, notes)
         if encounter.subject is not None and encounter.subject.reference:
             draft.subject = {"reference": encounter.subject.reference}
+        elif encounter.subject is not None and encounter.subject.identifier is not None:
+            # a logical reference: answered in the same terms (to its sender only; never stored)
+            draft.subject = {"identifier": encounter.subject.identifier.model_dump(mode="json", exclude_none=True)}
         if patient_entry is None:
             reason = "the Encounter's subject is missing or is not a Patient of the Bundle: no patient_id"
             notes.append(MappingNote(path=f"{path}.subject", reason=reason))
@@ -927,6 +958,7 @@ def _risk_assessment_model(
     model_version: str,
     occurrence: dt.datetime,
     basis: Sequence[Mapping[str, Any]] = (),
+    encounter: Mapping[str, Any] | None = None,
 ) -> RiskAssessment:
     # Imported on first use: the ingestion's cold start does not need it.
     from fhir.resources.R4B.riskassessment import RiskAssessment  # noqa: PLC0415
@@ -941,6 +973,8 @@ def _risk_assessment_model(
         "subject": _reference(subject, "subject"),
         "occurrenceDateTime": occurrence,
     }
+    if encounter:
+        data["encounter"] = _reference(encounter, "encounter")
     if basis:
         data["basis"] = [_reference(item, "basis") for item in basis]
     predictions = [_predicted(d, "ranked") for d in prediction.diagnoses]
@@ -975,10 +1009,11 @@ def risk_assessment_bundle(
     *,
     occurrence: dt.datetime,
     basis: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    encounters: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A POST /predict response as a FHIR R4 Bundle (collection) of RiskAssessments (JSON dict).
 
-    subjects and basis are keyed by record_id (the client's ids of the records it sent).
+    subjects, basis and encounters are keyed by record_id (the client's ids of the records it sent).
     """
     entries = []
     for prediction in response.predictions:
@@ -991,6 +1026,7 @@ def risk_assessment_bundle(
             model_version=response.model_version,
             occurrence=occurrence,
             basis=(basis or {}).get(prediction.record_id, ()),
+            encounter=(encounters or {}).get(prediction.record_id),
         )
         full_url = f"urn:uuid:{uuid.uuid5(_FULL_URL_NAMESPACE, prediction.prediction_id)}"
         entries.append({"fullUrl": full_url, "resource": resource})

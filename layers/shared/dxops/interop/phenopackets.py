@@ -13,7 +13,7 @@ subject.id                                                 patient_id (required;
 (the ``source`` argument: the site)                        source
 subject.timeAtLastEncounter.timestamp, else                encounter_date (date, UTC; neither: rejected)
 metaData.created
-subject.timeAtLastEncounter.age.iso8601duration            age_years (years, 4 decimals)
+subject.timeAtLastEncounter.age.iso8601duration            age_years (whole years; 2 decimals under 2)
 year of subject.dateOfBirth                                birth_year (the date itself is never kept)
 subject.sex FEMALE / MALE / OTHER_SEX / UNKNOWN_SEX, none  sex female / male / other / unknown
 phenotypicFeatures[i].type.id (HP:nnnnnnn), excluded       phenotypes[].hpo_id, status excluded / observed
@@ -107,6 +107,7 @@ _KNOWN_PREFIXES = frozenset(
 )
 _VITALS = {kind.loinc: name for name, kind in MEASUREMENTS.items()}
 _SOLVED = "SOLVED"
+_UNSOLVED = "UNSOLVED"
 
 _NUMBER = r"([0-9]+(?:[.,][0-9]+)?)"
 _DURATION = re.compile(
@@ -321,6 +322,13 @@ def _years(duration: Any) -> float | None:
     return round(total, AGE_DECIMALS)
 
 
+def _coarse_age(years: float) -> float:
+    """The age at the encounter in whole years from 2 on (to 2 decimals, about 4 days, below: an
+    infant's age in days is clinical information): with the encounter date, a finer age would give
+    the date of birth away, which is a direct identifier."""
+    return float(int(years)) if years >= 2 else round(years, 2)
+
+
 def _kind_of(term_id: str) -> str:
     """'the MONDO id' for well-known prefixes, else 'the id' (an id is document text: never quoted)."""
     prefix = term_id.partition(":")[0]
@@ -415,7 +423,7 @@ def _subject(subject: Mapping[str, Any], ctx: _Context) -> dict[str, Any]:
         if age is None:
             ctx.note("subject.timeAtLastEncounter.age", "not mapped: not an ISO 8601 duration (P45Y, P3Y6M...)")
         else:
-            mapped["age_years"] = age
+            mapped["age_years"] = _coarse_age(age)
     elif last and "timestamp" not in last:
         ctx.note(
             "subject.timeAtLastEncounter",
@@ -545,6 +553,10 @@ def _interpreted(
         diagnosis = interpretation.get("diagnosis", {})
         ctx.unused(diagnosis, f"{path}.diagnosis", {"genomicInterpretations": "genomic data is not used by dxops"})
         if "disease" not in diagnosis:
+            continue
+        if interpretation.get("progressStatus") == _UNSOLVED:
+            # the case is closed without a diagnosis: its disease was considered and not established
+            ctx.note(f"{path}.diagnosis.disease", "not mapped: the interpretation is UNSOLVED")
             continue
         code = _disease_code(diagnosis["disease"], ctx, f"{path}.diagnosis.disease")
         if code is not None:
@@ -697,24 +709,38 @@ def map_phenopacket(document: Any, *, source: str) -> MappedRecord:
 
 def phenopackets_in(document: Any) -> list[Any]:
     """The phenopacket documents of a body: one Phenopacket object, a GA4GH Cohort v2 (an object with
-    ``members`` and no ``subject``: its members; the Cohort's own id, description, files and metaData
-    are not mapped), or a JSON array of either. Anything else in an array is kept as an item (it is
-    then rejected with its reason); [] when the body is none of these: never raises."""
+    ``members`` and no ``subject``: its members), a GA4GH Family v2 (``proband``: the proband and the
+    relatives), or a JSON array of these. Members without metaData take their Cohort's or Family's
+    (their provenance); the Cohort's or Family's own id, description, pedigree and files are not
+    mapped. Anything else in an array is kept as an item (it is then rejected with its reason); []
+    when the body is none of these: never raises."""
     if isinstance(document, list):
         items = []
         for item in document:
-            members = _cohort_members(item)
+            members = _members(item)
             items.extend([item] if members is None else members)
         return items
     if not isinstance(document, dict):
         return []
-    members = _cohort_members(document)
+    members = _members(document)
     return [document] if members is None else members
 
 
-def _cohort_members(document: Any) -> list[Any] | None:
-    """A Cohort's members ([] if they are not a list), or None if the document is no Cohort."""
-    if not (isinstance(document, dict) and "members" in document and "subject" not in document):
+def _members(document: Any) -> list[Any] | None:
+    """A Cohort's or Family's phenopackets ([] if malformed), or None if the document is neither."""
+    if not isinstance(document, dict) or "subject" in document:
         return None
-    members = document["members"]
-    return list(members) if isinstance(members, list) else []
+    if "members" in document:
+        members = document["members"]
+    elif "proband" in document:
+        relatives = document.get("relatives", [])
+        members = [document["proband"], *(relatives if isinstance(relatives, list) else [])]
+    else:
+        return None
+    if not isinstance(members, list):
+        return []
+    shared = document.get("metaData")
+    return [
+        {**member, "metaData": shared} if isinstance(member, dict) and "metaData" not in member and shared else member
+        for member in members
+    ]
