@@ -73,9 +73,21 @@ CHECKS = [
 ]
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 GATEWAY_STATUSES = (403, 429)  # answered before any function runs
+_EXAMPLE_DOCUMENTS = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _documents(folder: str) -> list[Any]:
+    """The valid hand-written documents of examples/ (a Phenopacket, a FHIR Bundle...)."""
+    paths = sorted((_EXAMPLE_DOCUMENTS / folder).glob("*.json"))
+    return [json.loads(path.read_text()) for path in paths if not path.name.startswith("invalid")]
+
+
 EXAMPLES: dict[str, list[Any]] = {
     "POST /records": [clinical_record(0, record_id="fuzz-example-0"), [clinical_record(i) for i in range(1, 4)]],
+    "POST /phenopackets": [_documents("phenopackets")],
+    "POST /fhir/bundles": _documents("fhir"),
 }
+EXAMPLE_QUERIES = {"POST /phenopackets": {"source": "fuzz-site"}, "POST /fhir/bundles": {"source": "fuzz-site"}}
 EXCERPT = 400
 
 
@@ -180,7 +192,8 @@ def run_examples(operations: dict[str, Any], base_url: str) -> list[OperationRun
     for label, bodies in EXAMPLES.items():
         run = OperationRun(operation=label, mode="example")
         for body in bodies:
-            check_case(run, operations[label].Case(body=body, media_type="application/json"), base_url, session)
+            case = operations[label].Case(body=body, media_type="application/json", query=EXAMPLE_QUERIES.get(label))
+            check_case(run, case, base_url, session)
         runs.append(run)
     return runs
 
