@@ -26,7 +26,7 @@ from dxops.adapters.idempotent_ingestion import idempotent_ingestion, ingestion_
 from dxops.adapters.s3 import InboxFileGone, S3Inbox, S3ObjectStore
 from dxops.adapters.secrets import SecretsManagerKeyProvider
 from dxops.domain.clinical_ingestion import IngestLimits
-from dxops.domain.inbox_ingestion import InboxObject, ingest_inbox_object, report_key
+from dxops.domain.inbox_ingestion import InboxObject, ingest_inbox_file
 from dxops.observability import logger, metrics, tracer
 from dxops.settings import IngestInboxSettings, load_settings
 
@@ -61,20 +61,22 @@ def ingest_file(record: SQSRecord) -> None:
 def _ingest_file(record: SQSRecord) -> None:
     event = S3EventNotificationEventBridgeModel.model_validate_json(record.body)
     detail = event.detail.object
-    obj = InboxObject(key=detail.key, version=detail.version_id or detail.etag, size=int(detail.size or 0))
-    now = dt.datetime.now(dt.UTC)
-    report = ingest_inbox_object(
+    obj = InboxObject(
+        key=detail.key,
+        version=detail.version_id or detail.etag,
+        size=int(detail.size or 0),
+        version_id=detail.version_id,
+    )
+    report = ingest_inbox_file(
         obj,
-        lambda: inbox.read(obj.key, detail.version_id),
+        inbox=inbox,
         ingest=ingest,
         store=store,
         keys=keys,
         limits=limits,
         max_object_bytes=settings.max_inbox_object_bytes,
-        now=now,
+        now=dt.datetime.now(dt.UTC),
     )
-    store.put_object(report_key(obj, now), report.model_dump_json().encode(), "application/json")
-    inbox.delete(obj.key, detail.version_id)
     metrics.add_metric(name="InboxFilesIngested", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="DocumentsReceived", unit=MetricUnit.Count, value=report.documents)
     metrics.add_metric(name="RecordsAccepted", unit=MetricUnit.Count, value=report.accepted)

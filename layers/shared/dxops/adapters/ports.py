@@ -23,6 +23,14 @@ class ObjectStore(Protocol):
         """Store body under key, replacing (versioning) any object of that key."""
 
 
+class InboxFiles(Protocol):
+    def read(self, key: str, version: str | None) -> bytes:
+        """A dropped file's bytes; InboxFileGone if it was deleted (ingested already)."""
+
+    def delete(self, key: str, version: str | None) -> None:
+        """Delete that version of the file for good."""
+
+
 class KeyProvider(Protocol):
     def current_key(self) -> PseudonymKey:
         """The pseudonymisation key in force."""

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from dxops import SCHEMA_VERSION
 from dxops.adapters.ports import KeyProvider, ObjectStore
 from dxops.domain.errors import MalformedPayload, PayloadTooLarge
+from dxops.domain.json_bodies import parse_json_document
 from dxops.domain.pseudonymisation import pseudonymise
 from dxops.domain.quarantine import FieldError, RejectedItem, reject, safe_item_id, write_quarantine
 from dxops.domain.raw_zone import batch_id_for, write_accepted
@@ -157,37 +158,6 @@ def documents_in(document: Any, document_format: DocumentFormat, what: str = "bo
             f"{what} must be {_SINGULAR[document_format]} or a non-empty array of {_NOUNS[document_format]}"
         )
     return items
-
-
-MAX_JSON_DEPTH = 32  # a record nests 4 levels, a FHIR Bundle about 8; deeper input only costs memory
-
-
-def parse_json_document(text: bytes | str, what: str = "body", *, one_line: bool = False) -> Any:
-    """A JSON document (a body, a file, a line of one), or MalformedPayload naming `what` failed
-    (and where: a column of `what` when it is one line of a file)."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
-        where = f"column {exc.colno}" if one_line else f"line {exc.lineno} column {exc.colno}"
-        raise MalformedPayload(f"{what} is not valid JSON at {where}") from None
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        # not UTF-8, an integer beyond Python's digit limit, nesting too deep to parse
-        raise MalformedPayload(f"{what} is not valid JSON (encoding, number size or nesting depth)") from None
-    if _depth_exceeds(document, MAX_JSON_DEPTH):
-        raise MalformedPayload(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
-    return document
-
-
-def _depth_exceeds(document: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            if depth > limit:
-                return True
-            children = value.values() if isinstance(value, dict) else value
-            stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 def _idempotency_key(header: str | None, items: list[Any], payload_sha256: str, document_format: DocumentFormat) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from dxops.adapters.ports import KeyProvider, ObjectStore
+from dxops.adapters.ports import InboxFiles, KeyProvider, ObjectStore
 from dxops.domain.clinical_ingestion import (
     DocumentFormat,
     IngestLimits,
@@ -35,9 +35,9 @@ from dxops.domain.clinical_ingestion import (
     IngestResult,
     NothingAccepted,
     documents_in,
-    parse_json_document,
 )
 from dxops.domain.errors import MalformedPayload, PayloadTooLarge
+from dxops.domain.json_bodies import parse_json_document
 from dxops.domain.quarantine import FieldError, RejectedItem, write_quarantine
 from dxops.domain.raw_zone import batch_id_for
 from dxops.schemas.clinical import ClinicalRecord
@@ -53,6 +53,7 @@ class InboxObject:
     key: str
     version: str  # the S3 version id (the inbox bucket is versioned), else the ETag
     size: int
+    version_id: str | None = None  # the S3 version id to read and delete (None: unversioned)
 
 
 class InboxReport(BaseModel):
@@ -88,6 +89,34 @@ def inbox_target(key: str) -> InboxTarget:
 
 def report_id(obj: InboxObject) -> str:
     return hashlib.sha256(f"{obj.key}\x1f{obj.version}".encode()).hexdigest()[:32]
+
+
+def ingest_inbox_file(
+    obj: InboxObject,
+    *,
+    inbox: InboxFiles,
+    ingest: Callable[[IngestRequest], IngestResult],
+    store: ObjectStore,
+    keys: KeyProvider,
+    limits: IngestLimits,
+    max_object_bytes: int,
+    now: dt.datetime,
+) -> InboxReport:
+    """Ingest one inbox file, write its report, then delete it (only then: a failure leaves it for
+    the retry). The inbox raises InboxFileGone for a file deleted already (a redelivered event)."""
+    report = ingest_inbox_object(
+        obj,
+        lambda: inbox.read(obj.key, obj.version_id),
+        ingest=ingest,
+        store=store,
+        keys=keys,
+        limits=limits,
+        max_object_bytes=max_object_bytes,
+        now=now,
+    )
+    store.put_object(report_key(obj, now), report.model_dump_json().encode(), "application/json")
+    inbox.delete(obj.key, obj.version_id)
+    return report
 
 
 def ingest_inbox_object(

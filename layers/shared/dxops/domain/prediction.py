@@ -41,6 +41,7 @@ from pydantic import BaseModel, ValidationError
 from dxops import SCHEMA_VERSION
 from dxops.adapters.ports import KeyProvider, ObjectStore, PredictionEndpoint, WriteOnceStore
 from dxops.domain.errors import DomainError, MalformedPayload, PayloadTooLarge
+from dxops.domain.json_bodies import parse_json_document
 from dxops.domain.pseudonymisation import PseudonymKey, pseudonymise
 from dxops.domain.quarantine import FieldError, field_errors
 from dxops.domain.raw_zone import NDJSON, batch_id_for, to_ndjson
@@ -128,15 +129,6 @@ class PredictOutcome:
 # --- parsing -------------------------------------------------------------------------------------
 
 
-def _json_document(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise MalformedPayload(f"body is not valid JSON at line {exc.lineno} column {exc.colno}") from None
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise MalformedPayload("body is not valid JSON (encoding, number size or nesting depth)") from None
-
-
 def _validated(model: type[ModelT], document: Any) -> ModelT:
     try:
         return model.model_validate(document)
@@ -148,7 +140,7 @@ def parse_predict_body(body: bytes, limits: PredictLimits) -> PredictRequest:
     """One ClinicalRecord, or {"records": [...], "top_k", "explain"}; raises MalformedPayload,
     PayloadTooLarge or InvalidRequest (paths relative to the body: phenotypes[0].hpo_id for a
     single record, records[2].phenotypes[0].hpo_id in a batch)."""
-    document = _json_document(body)
+    document = parse_json_document(body)
     if not isinstance(document, dict):
         raise MalformedPayload('body must be a clinical record object or {"records": [...]}')
     if "records" not in document:
@@ -175,7 +167,7 @@ def parse_fhir_predict_body(body: bytes, limits: PredictLimits, source: str) -> 
     from dxops.interop import DocumentRejected  # noqa: PLC0415 (the FHIR models: only this route needs them)
     from dxops.interop.fhir import map_bundle  # noqa: PLC0415
 
-    document = _json_document(body)
+    document = parse_json_document(body)
     if not isinstance(document, dict):
         raise MalformedPayload("body must be a FHIR Bundle object")
     try:
@@ -207,7 +199,7 @@ def parse_fhir_predict_body(body: bytes, limits: PredictLimits, source: str) -> 
 
 
 def parse_diagnoses_body(body: bytes) -> DiagnosesRequest:
-    document = _json_document(body)
+    document = parse_json_document(body)
     if not isinstance(document, dict):
         raise MalformedPayload('body must be an object {"diagnoses": [...]}')
     return _validated(DiagnosesRequest, document)

@@ -92,7 +92,7 @@ from dxops.interop import DocumentRejected, MappedRecord, MappingNote
 from dxops.schemas.clinical import Diagnosis, LabResult, Phenotype
 from dxops.schemas.common import Measurement
 from dxops.vocab.codes import LOINC_REGEX
-from dxops.vocab.measurements import MEASUREMENTS
+from dxops.vocab.measurements import MEASUREMENT_BY_LOINC
 
 if TYPE_CHECKING:
     from fhir.resources.R4B.codeableconcept import CodeableConcept
@@ -127,7 +127,6 @@ OBSERVATION_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-Observati
 
 BP_PANEL = "85354-9"
 BP_COMPONENTS = {"8480-6": "systolic_bp", "8462-4": "diastolic_bp"}
-_VITAL_BY_LOINC = {kind.loinc: name for name, kind in MEASUREMENTS.items()}
 _AGE_UNITS = {"a": 1.0, "mo": 1 / 12, "wk": 7 / 365.25, "d": 1 / 365.25}  # UCUM codes of Age -> years
 _SEXES = frozenset({"female", "male", "other", "unknown"})
 _BUNDLE_TYPES = frozenset(
@@ -877,7 +876,7 @@ def _measurement(draft: _Draft, observation: Observation, loinc: str, coding_pat
     """A LOINC Observation: a vital sign (vital-signs category, or a dxops measurement not in the
     laboratory category) or a lab."""
     categories = _codes(observation.category, OBSERVATION_CATEGORY)
-    name = _VITAL_BY_LOINC.get(loinc)
+    name = MEASUREMENT_BY_LOINC.get(loinc)
     if "vital-signs" in categories or ("laboratory" not in categories and name is not None):
         if name is None:
             reason = f"LOINC {loinc} is not a vital sign dxops reads (heart rate, SpO2, temperature, BP...)"

@@ -67,7 +67,7 @@ from dxops.domain.quarantine import FieldError, safe_item_id
 from dxops.interop import DocumentRejected, MappedRecord, MappingNote
 from dxops.schemas.clinical import Diagnosis, LabResult, Phenotype
 from dxops.schemas.common import Measurement
-from dxops.vocab.measurements import MEASUREMENTS
+from dxops.vocab.measurements import MEASUREMENT_BY_LOINC
 
 __all__ = ["ONSET_CLASS_START_YEARS", "map_phenopacket", "phenopackets_in"]
 
@@ -105,7 +105,6 @@ _DISEASE_SYSTEMS = {"OMIM": "OMIM", "ORPHA": "ORPHA", "Orphanet": "ORPHA", "ORPH
 _KNOWN_PREFIXES = frozenset(
     {"MONDO", "DOID", "NCIT", "ICD10CM", "ICD11", "ICD9", "SNOMEDCT", "SNOMED", "UMLS", "MESH", "EFO", "HP", "UO"}
 )
-_VITALS = {kind.loinc: name for name, kind in MEASUREMENTS.items()}
 _SOLVED = "SOLVED"
 _UNSOLVED = "UNSOLVED"
 
@@ -656,7 +655,7 @@ def _measurements(measurements: list[Mapping[str, Any]], ctx: _Context) -> tuple
         if found is None:
             continue
         loinc, quantity, unit = found
-        name = _VITALS.get(loinc)
+        name = MEASUREMENT_BY_LOINC.get(loinc)
         if name is None:
             mapped = _lab(loinc, quantity, unit, ctx, path)
             target = labs

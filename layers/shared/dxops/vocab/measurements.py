@@ -41,6 +41,10 @@ MEASUREMENTS: dict[str, MeasurementKind] = {
 }
 
 
+# The vital sign a LOINC code names (documents in other standards code vitals by LOINC).
+MEASUREMENT_BY_LOINC: dict[str, str] = {kind.loinc: name for name, kind in MEASUREMENTS.items()}
+
+
 def check_measurement(name: str, value: float, unit: str) -> None:
     kind = MEASUREMENTS[name]
     if unit not in kind.units:
